@@ -1,0 +1,222 @@
+"""The audit trail: append events to a hash chain, verify it, sign checkpoints of its head."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Model
+from django.utils import timezone
+
+from governance.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from inventory.context import client_ip
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.contrib.auth.models import AbstractBaseUser
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical(event: AuditEvent) -> str:
+    """The exact text that is hashed. Never change it without migrating old hashes."""
+    return json.dumps(
+        {
+            "seq": event.seq,
+            "occurred_at": event.occurred_at.astimezone(dt.UTC).isoformat(
+                timespec="microseconds"
+            ),
+            "actor_id": event.actor_id,
+            "actor_label": event.actor_label,
+            "ip_address": event.ip_address,
+            "action": event.action,
+            "object_type": event.object_type,
+            "object_id": event.object_id,
+            "object_repr": event.object_repr,
+            "team_id": event.team_id,
+            "before": event.before,
+            "after": event.after,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def event_hash(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{canonical(event)}".encode()).hexdigest()
+
+
+def _actor_label(actor: AbstractBaseUser | None, label: str) -> str:
+    if label:
+        return label[:200]
+    if actor is not None and actor.is_authenticated:
+        return actor.get_username()[:200]
+    return "system"
+
+
+def audit_event_record(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    target: Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    team_id: int | None = None,
+    actor_label: str = "",
+) -> AuditEvent:
+    """Append one event. Call it inside the transaction that makes the change."""
+    with transaction.atomic():
+        # Lock the head: appenders queue here, so seq and prev_hash never fork
+        # (select_for_update is a no-op on SQLite, whose IMMEDIATE transactions already serialise).
+        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:
+            head = AuditChainHead.objects.create(pk=1)
+        event = AuditEvent(
+            seq=head.seq + 1,
+            occurred_at=timezone.now(),
+            actor_id=actor.pk if actor is not None and actor.is_authenticated else None,
+            actor_label=_actor_label(actor, actor_label),
+            ip_address=client_ip.get(),
+            action=action,
+            object_type=target._meta.label_lower,
+            object_id=str(target.pk),
+            object_repr=str(target)[:300],
+            team_id=team_id,
+            before=before,
+            after=after,
+            prev_hash=head.last_hash,
+        )
+        event.hash = event_hash(head.last_hash, event)
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=1).update(seq=event.seq, last_hash=event.hash)
+    return event
+
+
+# ---------------------------------------------------------------------------
+# Verification
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ChainProblem:
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    events: int
+    checkpoints: int
+    problem: ChainProblem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _events(batch: int = 5000) -> Iterator[AuditEvent]:
+    last = 0
+    while True:
+        chunk = list(AuditEvent.objects.filter(seq__gt=last).order_by("seq")[:batch])
+        if not chunk:
+            return
+        yield from chunk
+        last = chunk[-1].seq
+
+
+def checkpoint_key() -> bytes:
+    key = settings.AUDIT_CHECKPOINT_KEY or f"audit-checkpoint:{settings.SECRET_KEY}"
+    return key.encode()
+
+
+def checkpoint_signature(seq: int, hash_: str, taken_at: Any) -> str:
+    message = f"{seq}:{hash_}:{taken_at.astimezone(dt.UTC).isoformat(timespec='microseconds')}"
+    return hmac.new(checkpoint_key(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def audit_chain_verify() -> ChainReport:
+    """Walk the whole chain in order; report the first broken link, if any.
+
+    Checks, per event: seq follows the previous one (a deleted event leaves a gap),
+    prev_hash equals the previous hash, and the stored hash matches the recomputed one
+    (an edited event). Then every signed checkpoint must match the event at its seq.
+    """
+    expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
+    hashes_at: dict[int, str] = {}
+    checkpoints = list(AuditCheckpoint.objects.order_by("seq"))
+    wanted = {c.seq for c in checkpoints}
+    for event in _events():
+        count += 1
+        if event.seq != expected_seq:
+            return ChainReport(
+                count,
+                len(checkpoints),
+                ChainProblem(
+                    expected_seq,
+                    f"event #{expected_seq} is missing (next stored is #{event.seq})",
+                ),
+            )
+        if event.prev_hash != expected_prev:
+            return ChainReport(
+                count,
+                len(checkpoints),
+                ChainProblem(
+                    event.seq,
+                    f"event #{event.seq} does not link to the event before it",
+                ),
+            )
+        if event_hash(event.prev_hash, event) != event.hash:
+            return ChainReport(
+                count,
+                len(checkpoints),
+                ChainProblem(
+                    event.seq,
+                    f"event #{event.seq} was altered: its content no longer matches its hash",
+                ),
+            )
+        if event.seq in wanted:
+            hashes_at[event.seq] = event.hash
+        expected_prev, expected_seq = event.hash, event.seq + 1
+    for cp in checkpoints:
+        if not hmac.compare_digest(
+            cp.signature, checkpoint_signature(cp.seq, cp.hash, cp.taken_at)
+        ):
+            return ChainReport(
+                count,
+                len(checkpoints),
+                ChainProblem(cp.seq, f"checkpoint at #{cp.seq} has a bad signature"),
+            )
+        if hashes_at.get(cp.seq) != cp.hash:
+            return ChainReport(
+                count,
+                len(checkpoints),
+                ChainProblem(
+                    cp.seq,
+                    f"event #{cp.seq} differs from the checkpoint signed at {cp.taken_at:%Y-%m-%d %H:%M} UTC",
+                ),
+            )
+    return ChainReport(count, len(checkpoints), None)
+
+
+@transaction.atomic
+def audit_checkpoint_take() -> AuditCheckpoint | None:
+    """Sign the current head. Idempotent: nothing new since the last checkpoint, nothing written."""
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is None or head.seq == 0:
+        return None
+    last = AuditCheckpoint.objects.order_by("-seq").first()
+    if last is not None and last.seq >= head.seq:
+        return None
+    taken_at = timezone.now()
+    return AuditCheckpoint.objects.create(
+        seq=head.seq,
+        hash=head.last_hash,
+        taken_at=taken_at,
+        signature=checkpoint_signature(head.seq, head.last_hash, taken_at),
+    )

@@ -1,0 +1,215 @@
+"""List filters. Choices for teams and owners are narrowed to what the user may see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import django_filters as df
+from django import forms
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from inventory import models as m
+from inventory import permissions
+
+STALE_AFTER_DAYS = 90
+
+
+class BaseFilter(df.FilterSet):
+    """Adds free-text search over `search_fields` and Bootstrap widgets."""
+
+    search_fields: tuple[str, ...] = ("name",)
+    q = df.CharFilter(method="filter_q", label="Search")
+
+    def __init__(self, *args, user=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        for name, field in self.form.fields.items():
+            widget = field.widget
+            css = (
+                "form-select form-select-sm"
+                if isinstance(widget, forms.Select)
+                else "form-control form-control-sm"
+            )
+            widget.attrs.setdefault("class", css)
+            widget.attrs.setdefault("id", f"filter-{name}")
+        if "team" in self.filters and user is not None:
+            self.form.fields["team"].queryset = permissions.scope(
+                m.Team.objects.all(), user
+            )
+        if "owner" in self.filters and user is not None:
+            self.form.fields["owner"].queryset = _visible_people(user)
+
+    def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        value = value.strip()[:200]
+        if not value:
+            return queryset
+        condition = Q()
+        for field in self.search_fields:
+            condition |= Q(**{f"{field}__icontains": value})
+        return queryset.filter(condition)
+
+
+def _visible_people(user) -> QuerySet:
+    people = get_user_model().objects.filter(is_active=True).order_by("username")
+    if permissions.reads_all(user):
+        return people
+    return people.filter(teams__in=permissions.team_ids(user)).distinct()
+
+
+BOOL_CHOICES = (("true", "Yes"), ("false", "No"))
+
+
+class TeamFilter(BaseFilter):
+    search_fields = ("name", "description")
+
+    class Meta:
+        model = m.Team
+        fields: list[str] = []
+
+
+class AIModelFilter(BaseFilter):
+    search_fields = ("name", "description", "provider", "external_id")
+    team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
+    owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
+    lifecycle = df.ChoiceFilter(choices=m.AIModel.Lifecycle.choices)
+    kind = df.ChoiceFilter(choices=m.AIModel.Kind.choices)
+    ownerless = df.BooleanFilter(
+        method="filter_ownerless",
+        label="No owner",
+        widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
+    )
+
+    class Meta:
+        model = m.AIModel
+        fields = ["team", "owner", "lifecycle", "kind"]
+
+    def filter_ownerless(
+        self, queryset: QuerySet, name: str, value: bool | None
+    ) -> QuerySet:
+        if value is None:
+            return queryset
+        return queryset.filter(owner__isnull=value)
+
+
+class ModelVersionFilter(BaseFilter):
+    search_fields = ("version", "model__name", "artifact_uri", "digest")
+    team = df.ModelChoiceFilter(
+        field_name="model__team", queryset=m.Team.objects.none()
+    )
+    approval = df.ChoiceFilter(choices=m.ModelVersion.Approval.choices)
+    model = df.NumberFilter(field_name="model_id", widget=forms.HiddenInput)
+
+    class Meta:
+        model = m.ModelVersion
+        fields = ["team", "approval"]
+
+
+class SystemFilter(BaseFilter):
+    search_fields = ("name", "description", "business_purpose")
+    team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
+    owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
+    kind = df.ChoiceFilter(choices=m.System.Kind.choices)
+
+    class Meta:
+        model = m.System
+        fields = ["team", "owner", "kind"]
+
+
+class DeploymentFilter(BaseFilter):
+    search_fields = (
+        "name",
+        "endpoint",
+        "platform_locator",
+        "model__name",
+        "business_purpose",
+    )
+    team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
+    owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
+    environment = df.ChoiceFilter(choices=m.Deployment.Environment.choices)
+    exposure = df.ChoiceFilter(choices=m.Deployment.Exposure.choices)
+    status = df.ChoiceFilter(choices=m.Deployment.Status.choices)
+    risk = df.ChoiceFilter(
+        method="filter_risk",
+        label="Risk flag",
+        choices=(
+            ("external", "Externally exposed"),
+            ("write", "Write access"),
+            ("decision", "Decision-making"),
+            ("drift", "Version drift"),
+            ("ownerless", "No owner"),
+        ),
+    )
+    model = df.NumberFilter(field_name="model_id", widget=forms.HiddenInput)
+    system = df.NumberFilter(field_name="system_id", widget=forms.HiddenInput)
+
+    class Meta:
+        model = m.Deployment
+        fields = ["team", "owner", "environment", "exposure", "status"]
+
+    def filter_risk(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        conditions = {
+            "external": Q(exposure=m.Deployment.Exposure.EXTERNAL),
+            "write": Q(write_access=True),
+            "decision": Q(decision_making=True),
+            "drift": Q(approved_version__isnull=False)
+            & ~Q(observed_version=F("approved_version")),
+            "ownerless": Q(owner__isnull=True),
+        }
+        return queryset.filter(conditions[value]) if value in conditions else queryset
+
+
+class IdentityFilter(BaseFilter):
+    search_fields = ("name", "external_id", "vendor", "provider")
+    team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
+    owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
+    kind = df.ChoiceFilter(choices=m.NonHumanIdentity.Kind.choices)
+    provider = df.CharFilter(lookup_expr="iexact")
+    status = df.ChoiceFilter(choices=m.NonHumanIdentity.Status.choices)
+    risk = df.ChoiceFilter(
+        method="filter_risk",
+        label="Risk flag",
+        choices=(
+            ("ownerless", "No owner"),
+            ("stale", f"Unused for {STALE_AFTER_DAYS}+ days"),
+            ("unrotated", f"Not rotated in {STALE_AFTER_DAYS}+ days"),
+            ("expired", "Past its expiry, still active"),
+            ("retired_model", "Bound to a retired model"),
+        ),
+    )
+    deployment = df.NumberFilter(field_name="deployments", widget=forms.HiddenInput)
+
+    class Meta:
+        model = m.NonHumanIdentity
+        fields = ["team", "owner", "kind", "provider", "status"]
+
+    def filter_risk(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        now = timezone.now()
+        cutoff = now - timedelta(days=STALE_AFTER_DAYS)
+        active = Q(status=m.NonHumanIdentity.Status.ACTIVE)
+        if value == "ownerless":
+            return queryset.filter(owner__isnull=True, team__isnull=True)
+        if value == "stale":
+            return queryset.filter(
+                active
+                & (
+                    Q(last_used_at__lt=cutoff)
+                    | Q(last_used_at__isnull=True, issued_at__lt=cutoff)
+                )
+            )
+        if value == "unrotated":
+            return queryset.filter(
+                active
+                & Q(issued_at__lt=cutoff)
+                & (Q(rotated_at__isnull=True) | Q(rotated_at__lt=cutoff))
+            )
+        if value == "expired":
+            return queryset.filter(active & Q(expires_at__lt=now))
+        if value == "retired_model":
+            bound_to_retired = m.NonHumanIdentity.deployments.through.objects.filter(
+                nonhumanidentity_id=OuterRef("pk"),
+                deployment__model__lifecycle=m.AIModel.Lifecycle.RETIRED,
+            )
+            return queryset.filter(active & Exists(bound_to_retired))
+        return queryset

@@ -1,0 +1,265 @@
+"""Forms for creating and editing the inventory. Explicit fields only (no mass assignment);
+every choice list is narrowed to what the user may see."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+
+from inventory import models as m
+from inventory import permissions
+from inventory.filters import _visible_people
+
+VERSION_OF_OTHER_MODEL = "This version belongs to another model."
+SCOPES_INVALID = "List scopes separated by commas or new lines."
+BOUNDS_INVALID = 'Enter a JSON object, e.g. {"max_error_rate": 0.02}.'
+DATES_INVERTED = "Expiry must come after issue."
+DEPENDENCY_SELF = "A deployment cannot depend on itself."
+
+
+class StyledForm(forms.ModelForm):
+    """Bootstrap classes, and choices narrowed to the user's view."""
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        for field in self.fields.values():
+            widget = field.widget
+            if isinstance(widget, forms.CheckboxInput):
+                widget.attrs.setdefault("class", "form-check-input")
+            elif isinstance(widget, forms.Select | forms.SelectMultiple):
+                widget.attrs.setdefault("class", "form-select")
+            else:
+                widget.attrs.setdefault("class", "form-control")
+        if "team" in self.fields:
+            self.fields["team"].queryset = permissions.scope(m.Team.objects.all(), user)
+            if not permissions.is_admin(user):
+                self.fields["team"].required = True
+                self.fields["team"].empty_label = None
+        if "owner" in self.fields:
+            self.fields["owner"].queryset = _visible_people(user)
+            self.fields["owner"].label_from_instance = lambda u: u.get_username()
+
+
+def _datetime_widget() -> forms.DateTimeInput:
+    return forms.DateTimeInput(
+        attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+    )
+
+
+class TeamForm(StyledForm):
+    class Meta:
+        model = m.Team
+        fields = ["name", "slug", "description", "members"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["members"].queryset = (
+            get_user_model().objects.filter(is_active=True).order_by("username")
+        )
+        self.fields["members"].label_from_instance = lambda u: u.get_username()
+
+
+class AIModelForm(StyledForm):
+    class Meta:
+        model = m.AIModel
+        fields = [
+            "name",
+            "kind",
+            "provider",
+            "lifecycle",
+            "team",
+            "owner",
+            "description",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+
+class ModelVersionForm(StyledForm):
+    approved_bounds = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=m.ModelVersion._meta.get_field("approved_bounds").help_text,
+    )
+
+    class Meta:
+        model = m.ModelVersion
+        fields = [
+            "model",
+            "version",
+            "artifact_uri",
+            "digest",
+            "approved_bounds",
+            "approval",
+        ]
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["model"].queryset = permissions.scope(
+            m.AIModel.objects.order_by("name"), user
+        )
+        if not permissions.can_approve_versions(user):
+            # Field-level permission: only the risk committee moves a version's approval.
+            del self.fields["approval"]
+        if self.instance.pk:
+            self.initial["approved_bounds"] = json.dumps(
+                self.instance.approved_bounds or {}, indent=2
+            )
+
+    def clean_approved_bounds(self) -> dict:
+        raw = (self.cleaned_data.get("approved_bounds") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise ValidationError(BOUNDS_INVALID) from exc
+        if not isinstance(value, dict):
+            raise ValidationError(BOUNDS_INVALID)
+        return value
+
+
+class SystemForm(StyledForm):
+    class Meta:
+        model = m.System
+        fields = ["name", "kind", "team", "owner", "description", "business_purpose"]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "business_purpose": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
+class DeploymentForm(StyledForm):
+    class Meta:
+        model = m.Deployment
+        fields = [
+            "name",
+            "model",
+            "observed_version",
+            "approved_version",
+            "system",
+            "environment",
+            "endpoint",
+            "platform",
+            "platform_locator",
+            "exposure",
+            "write_access",
+            "decision_making",
+            "team",
+            "owner",
+            "business_purpose",
+            "change_window",
+            "status",
+        ]
+        widgets = {"business_purpose": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["model"].queryset = permissions.scope(
+            m.AIModel.objects.order_by("name"), user
+        )
+        versions = permissions.scope(
+            m.ModelVersion.objects.select_related("model").order_by(
+                "model__name", "version"
+            ),
+            user,
+        )
+        self.fields["observed_version"].queryset = versions
+        self.fields["approved_version"].queryset = versions
+        self.fields["system"].queryset = permissions.scope(
+            m.System.objects.order_by("name"), user
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        model = data.get("model")
+        for name in ("observed_version", "approved_version"):
+            version = data.get(name)
+            if model and version and version.model_id != model.pk:
+                self.add_error(name, VERSION_OF_OTHER_MODEL)
+        return data
+
+
+class ScopesField(forms.CharField):
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        scopes = [s.strip() for s in text.replace("\n", ",").split(",") if s.strip()]
+        if any(len(s) > 200 for s in scopes):
+            raise ValidationError(SCOPES_INVALID)
+        return scopes
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list) else value
+
+
+class IdentityForm(StyledForm):
+    scopes = ScopesField(required=False, help_text="Comma-separated.")
+
+    class Meta:
+        model = m.NonHumanIdentity
+        fields = [
+            "name",
+            "kind",
+            "provider",
+            "vendor",
+            "scopes",
+            "status",
+            "issued_at",
+            "rotated_at",
+            "last_used_at",
+            "expires_at",
+            "team",
+            "owner",
+            "deployments",
+        ]
+        widgets = {
+            "issued_at": _datetime_widget(),
+            "rotated_at": _datetime_widget(),
+            "last_used_at": _datetime_widget(),
+            "expires_at": _datetime_widget(),
+            "deployments": forms.SelectMultiple(attrs={"size": 8}),
+        }
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.fields["deployments"].queryset = permissions.scope(
+            m.Deployment.objects.order_by("name"), user
+        )
+        # Runproof's own tokens are issued on the tokens page, not typed in here.
+        self.fields["kind"].choices = [
+            c
+            for c in self.fields["kind"].choices
+            if c[0] != m.NonHumanIdentity.Kind.RUNPROOF_TOKEN
+        ]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        issued, expires = data.get("issued_at"), data.get("expires_at")
+        if issued and expires and expires <= issued:
+            self.add_error("expires_at", DATES_INVERTED)
+        return data
+
+
+class DependencyForm(StyledForm):
+    class Meta:
+        model = m.Dependency
+        fields = ["upstream", "kind", "description"]
+
+    def __init__(self, *args, user, downstream: m.Deployment, **kwargs) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        self.downstream = downstream
+        self.instance.downstream = downstream
+        self.fields["upstream"].queryset = permissions.scope(
+            m.Deployment.objects.order_by("name"), user
+        ).exclude(pk=downstream.pk)
+        self.fields["upstream"].label = "Depends on (upstream deployment)"
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("upstream") and data["upstream"].pk == self.downstream.pk:
+            self.add_error("upstream", DEPENDENCY_SELF)
+        return data

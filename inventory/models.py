@@ -1,0 +1,485 @@
+"""What exists and what was observed: teams, models, systems, deployments, identities."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+MANUAL_SOURCE = "manual"
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Sourced(models.Model):
+    """A record that a sync may own: (source, external_id) is its natural key.
+
+    Rows typed in by hand have source "manual" and an empty external id; the partial unique
+    constraint on each concrete model lets syncs upsert on the pair.
+    """
+
+    source = models.CharField(max_length=100, default=MANUAL_SOURCE, db_index=True)
+    external_id = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+def natural_key_constraint(model_name: str) -> models.UniqueConstraint:
+    return models.UniqueConstraint(
+        fields=["source", "external_id"],
+        condition=~Q(external_id=""),
+        name=f"{model_name}_unique_source_external_id",
+    )
+
+
+class Team(TimeStamped):
+    name = models.CharField(max_length=200, unique=True)
+    slug = models.SlugField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="teams", blank=True
+    )
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["name", "id"], name="team_name_id")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:team_detail", args=[self.pk])
+
+
+class AIModel(TimeStamped, Sourced):
+    class Lifecycle(models.TextChoices):
+        DEVELOPMENT = "development", "In development"
+        ACTIVE = "active", "Active"
+        DEPRECATED = "deprecated", "Deprecated"
+        RETIRED = "retired", "Retired"
+
+    class Kind(models.TextChoices):
+        CLASSIFIER = "classifier", "Classifier"
+        REGRESSION = "regression", "Regression"
+        LLM = "llm", "Large language model"
+        EMBEDDING = "embedding", "Embedding"
+        RANKING = "ranking", "Ranking / recommender"
+        OTHER = "other", "Other"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(
+        max_length=20, choices=Kind.choices, default=Kind.CLASSIFIER
+    )
+    provider = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Who built it: 'internal' or the vendor's name.",
+    )
+    description = models.TextField(blank=True)
+    lifecycle = models.CharField(
+        max_length=20,
+        choices=Lifecycle.choices,
+        default=Lifecycle.DEVELOPMENT,
+        db_index=True,
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="models"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_models",
+    )
+
+    class Meta:
+        verbose_name = "model"
+        ordering = ["name"]
+        constraints = [natural_key_constraint("aimodel")]
+        indexes = [
+            models.Index(fields=["name", "id"], name="aimodel_name_id"),
+            models.Index(fields=["updated_at", "id"], name="aimodel_updated_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:aimodel_detail", args=[self.pk])
+
+
+class ModelVersion(TimeStamped, Sourced):
+    class Approval(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        DEPRECATED = "deprecated", "Deprecated"
+        RETIRED = "retired", "Retired"
+
+    model = models.ForeignKey(
+        AIModel, on_delete=models.CASCADE, related_name="versions"
+    )
+    version = models.CharField(max_length=100)
+    artifact_uri = models.CharField(max_length=1000, blank=True)
+    digest = models.CharField(
+        max_length=200, blank=True, help_text="Artefact digest, e.g. sha256:…"
+    )
+    approval = models.CharField(
+        max_length=20, choices=Approval.choices, default=Approval.PENDING, db_index=True
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_bounds = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Approved behaviour bounds, e.g. {"max_error_rate": 0.02, "max_p95_latency_ms": 800}.',
+    )
+
+    class Meta:
+        ordering = ["model__name", "-created_at"]
+        constraints = [
+            natural_key_constraint("modelversion"),
+            models.UniqueConstraint(
+                fields=["model", "version"], name="modelversion_unique_per_model"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["version", "id"], name="modelversion_version_id"),
+            models.Index(fields=["created_at", "id"], name="modelversion_created_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} {self.version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:modelversion_detail", args=[self.pk])
+
+
+class System(TimeStamped, Sourced):
+    """The application, workflow or agent that invokes models."""
+
+    class Kind(models.TextChoices):
+        APPLICATION = "application", "Application"
+        WORKFLOW = "workflow", "Workflow"
+        AGENT = "agent", "Agent"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(
+        max_length=20, choices=Kind.choices, default=Kind.APPLICATION, db_index=True
+    )
+    description = models.TextField(blank=True)
+    business_purpose = models.TextField(blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="systems"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_systems",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [natural_key_constraint("system")]
+        indexes = [models.Index(fields=["name", "id"], name="system_name_id")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:system_detail", args=[self.pk])
+
+
+class Deployment(TimeStamped, Sourced):
+    """One running instance of a model: where it answers, who owns it, what it may do."""
+
+    class Environment(models.TextChoices):
+        PRODUCTION = "production", "Production"
+        STAGING = "staging", "Staging"
+        DEVELOPMENT = "development", "Development"
+
+    class Exposure(models.TextChoices):
+        INTERNAL = "internal", "Internal"
+        EXTERNAL = "external", "External"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        QUARANTINED = "quarantined", "Quarantined"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    name = models.CharField(max_length=200)
+    model = models.ForeignKey(
+        AIModel, on_delete=models.PROTECT, related_name="deployments"
+    )
+    observed_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="observed_in",
+        help_text="The version the runtime reports.",
+    )
+    approved_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approved_for",
+        help_text="The version governance approved for this deployment.",
+    )
+    system = models.ForeignKey(
+        System,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="deployments",
+    )
+    environment = models.CharField(
+        max_length=20,
+        choices=Environment.choices,
+        default=Environment.PRODUCTION,
+        db_index=True,
+    )
+    endpoint = models.CharField(
+        max_length=500, blank=True, help_text="URL or address where it answers."
+    )
+    platform = models.CharField(
+        max_length=100, blank=True, help_text="e.g. kubernetes, sagemaker, openai."
+    )
+    platform_locator = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Where the platform keeps it, e.g. namespace/name.",
+    )
+    exposure = models.CharField(
+        max_length=20,
+        choices=Exposure.choices,
+        default=Exposure.INTERNAL,
+        db_index=True,
+    )
+    write_access = models.BooleanField(
+        default=False, help_text="It can change records or systems."
+    )
+    decision_making = models.BooleanField(
+        default=False, help_text="Its output decides outcomes for people."
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="deployments",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_deployments",
+        help_text="The accountable person.",
+    )
+    business_purpose = models.TextField(blank=True)
+    change_window = models.CharField(
+        max_length=200, blank=True, help_text="e.g. Tue 02:00–04:00 UTC"
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True
+    )
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [natural_key_constraint("deployment")]
+        indexes = [
+            models.Index(fields=["name", "id"], name="deployment_name_id"),
+            models.Index(fields=["last_seen_at", "id"], name="deployment_last_seen_id"),
+            models.Index(fields=["environment", "id"], name="deployment_env_id"),
+            models.Index(fields=["team", "name", "id"], name="deployment_team_name_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:deployment_detail", args=[self.pk])
+
+    @property
+    def version_drift(self) -> bool:
+        return bool(
+            self.approved_version_id
+            and self.observed_version_id != self.approved_version_id
+        )
+
+
+class Dependency(TimeStamped):
+    """An edge between deployments: the upstream one feeds the downstream one."""
+
+    class Kind(models.TextChoices):
+        PIPELINE = "pipeline", "Pipeline step"
+        HANDOFF = "handoff", "Agent handoff"
+        FALLBACK = "fallback", "Fallback"
+
+    upstream = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="downstream_edges"
+    )
+    downstream = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="upstream_edges"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PIPELINE)
+    description = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name_plural = "dependencies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["upstream", "downstream"], name="dependency_unique_edge"
+            ),
+            models.CheckConstraint(
+                condition=~Q(upstream=models.F("downstream")),
+                name="dependency_not_self",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upstream} → {self.downstream}"
+
+
+class NonHumanIdentity(TimeStamped, Sourced):
+    """A credential a machine holds: service account, API key, OAuth app, workflow token."""
+
+    class Kind(models.TextChoices):
+        SERVICE_ACCOUNT = "service_account", "Service account"
+        API_KEY = "api_key", "API key"
+        OAUTH_APP = "oauth_app", "OAuth app"
+        WORKFLOW_TOKEN = "workflow_token", "Workflow token"
+        ACCESS_KEY = "access_key", "Cloud access key"
+        RUNPROOF_TOKEN = "runproof_token", "Runproof API token"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DISABLED = "disabled", "Disabled"
+        REVOKED = "revoked", "Revoked"
+        EXPIRED = "expired", "Expired"
+
+    name = models.CharField(max_length=300)
+    kind = models.CharField(
+        max_length=30, choices=Kind.choices, default=Kind.SERVICE_ACCOUNT, db_index=True
+    )
+    provider = models.CharField(
+        max_length=100,
+        blank=True,
+        db_index=True,
+        help_text="aws, gcp, github, vault, …",
+    )
+    vendor = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Third party that issued or uses it, if any.",
+    )
+    scopes = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True
+    )
+    issued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the provider created it."
+    )
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="identities"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_identities",
+    )
+    deployments = models.ManyToManyField(
+        Deployment,
+        blank=True,
+        related_name="identities",
+        help_text="Deployments this identity can invoke.",
+    )
+
+    class Meta:
+        verbose_name = "non-human identity"
+        verbose_name_plural = "non-human identities"
+        ordering = ["name"]
+        constraints = [natural_key_constraint("nonhumanidentity")]
+        indexes = [
+            models.Index(fields=["name", "id"], name="nhi_name_id"),
+            models.Index(fields=["updated_at", "id"], name="nhi_updated_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:identity_detail", args=[self.pk])
+
+
+class APIToken(models.Model):
+    """A machine's bearer token for Runproof's own API. Only a SHA-256 of the token is stored.
+
+    Each token is also a NonHumanIdentity (provider "runproof"), so Runproof lists its own
+    credentials beside everyone else's.
+    """
+
+    class Scope(models.TextChoices):
+        READ = "read", "Read the inventory"
+        TELEMETRY = "telemetry", "Send OTLP telemetry"
+        DEPLOY = "deploy", "Record CI/CD deployment events"
+        SOURCES = "sources", "Manage data sources"
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(
+        max_length=16, unique=True, help_text="Public part, shown to find the token."
+    )
+    token_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list)
+    identity = models.OneToOneField(
+        NonHumanIdentity, on_delete=models.PROTECT, related_name="api_token"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > timezone.now()

@@ -1,0 +1,131 @@
+"""Reads of the inventory, already narrowed to what the user may see, with their joins declared."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import QuerySet
+
+from inventory import models as m
+from inventory import permissions
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    User = AbstractBaseUser
+
+
+def team_list(*, user: User) -> QuerySet[m.Team]:
+    return permissions.scope(m.Team.objects.all(), user)
+
+
+def aimodel_list(*, user: User) -> QuerySet[m.AIModel]:
+    return permissions.scope(m.AIModel.objects.select_related("team", "owner"), user)
+
+
+def modelversion_list(*, user: User) -> QuerySet[m.ModelVersion]:
+    return permissions.scope(m.ModelVersion.objects.select_related("model"), user)
+
+
+def system_list(*, user: User) -> QuerySet[m.System]:
+    return permissions.scope(m.System.objects.select_related("team", "owner"), user)
+
+
+def deployment_list(*, user: User) -> QuerySet[m.Deployment]:
+    return permissions.scope(
+        m.Deployment.objects.select_related(
+            "model", "observed_version", "team", "owner"
+        ),
+        user,
+    )
+
+
+def identity_list(*, user: User) -> QuerySet[m.NonHumanIdentity]:
+    return permissions.scope(
+        m.NonHumanIdentity.objects.select_related("team", "owner"), user
+    )
+
+
+def team_get_for_user(*, user: User, team_id: int) -> m.Team:
+    return permissions.get_for_user(m.Team.objects.all(), user, team_id)
+
+
+def aimodel_get_for_user(*, user: User, model_id: int) -> m.AIModel:
+    return permissions.get_for_user(
+        m.AIModel.objects.select_related("team", "owner"), user, model_id
+    )
+
+
+def modelversion_get_for_user(*, user: User, version_id: int) -> m.ModelVersion:
+    return permissions.get_for_user(
+        m.ModelVersion.objects.select_related(
+            "model__team", "model__owner", "approved_by"
+        ),
+        user,
+        version_id,
+    )
+
+
+def system_get_for_user(*, user: User, system_id: int) -> m.System:
+    return permissions.get_for_user(
+        m.System.objects.select_related("team", "owner"), user, system_id
+    )
+
+
+def deployment_get_for_user(*, user: User, deployment_id: int) -> m.Deployment:
+    return permissions.get_for_user(
+        m.Deployment.objects.select_related(
+            "model", "observed_version", "approved_version", "system", "team", "owner"
+        ),
+        user,
+        deployment_id,
+    )
+
+
+def identity_get_for_user(*, user: User, identity_id: int) -> m.NonHumanIdentity:
+    return permissions.get_for_user(
+        m.NonHumanIdentity.objects.select_related("team", "owner"), user, identity_id
+    )
+
+
+# Related lists on detail pages are bounded: a detail page shows the first RELATED_LIMIT
+# and links to the full, filtered list.
+RELATED_LIMIT = 25
+
+
+def deployment_identities(
+    *, user: User, deployment: m.Deployment
+) -> list[m.NonHumanIdentity]:
+    return list(
+        permissions.scope(
+            deployment.identities.select_related("team", "owner"), user
+        ).order_by("name")[:RELATED_LIMIT]
+    )
+
+
+def deployment_dependencies(
+    *, user: User, deployment: m.Deployment
+) -> tuple[list, list]:
+    visible = permissions.scope(m.Deployment.objects.all(), user).values("pk")
+    upstream = list(
+        m.Dependency.objects.filter(downstream=deployment, upstream__in=visible)
+        .select_related("upstream__model")
+        .order_by("upstream__name")[:RELATED_LIMIT]
+    )
+    downstream = list(
+        m.Dependency.objects.filter(upstream=deployment, downstream__in=visible)
+        .select_related("downstream__model")
+        .order_by("downstream__name")[:RELATED_LIMIT]
+    )
+    return upstream, downstream
+
+
+def identity_deployments(
+    *, user: User, identity: m.NonHumanIdentity
+) -> list[m.Deployment]:
+    return list(
+        permissions.scope(
+            m.Deployment.objects.filter(identities=identity).select_related("model"),
+            user,
+        ).order_by("name")[:RELATED_LIMIT]
+    )

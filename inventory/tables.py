@@ -1,0 +1,237 @@
+"""List tables. Rows arrive already sorted and paginated (see pagination.py); the table renders."""
+
+from __future__ import annotations
+
+import django_tables2 as tables
+from django.utils.html import format_html
+from django_tables2.utils import OrderBy, OrderByTuple
+
+from inventory import models as m
+
+
+class KeysetTable(tables.Table):
+    """A table over one keyset page: it shows the sort state but never re-sorts the rows."""
+
+    class Meta:
+        template_name = "django_tables2/runproof_table.html"
+        attrs = {"class": "table table-sm table-hover align-middle"}
+        orderable = False  # per column, and only for indexed, non-null fields
+
+    def __init__(self, *args, page=None, **kwargs) -> None:
+        self.keyset_page = page
+        super().__init__(*args, **kwargs)
+
+    @tables.Table.order_by.setter
+    def order_by(self, value) -> None:
+        value = value or ()
+        value = value.split(",") if isinstance(value, str) else value
+        self._order_by = OrderByTuple(
+            [
+                v
+                for v in value
+                if OrderBy(v).bare in self.columns
+                and self.columns[OrderBy(v).bare].orderable
+            ]
+        )
+
+
+def _badge(text: str, tone: str) -> str:
+    return format_html(
+        '<span class="badge text-bg-{} badge-flag">{}</span>', tone, text
+    )
+
+
+STATUS_TONES = {
+    "active": "success",
+    "approved": "success",
+    "quarantined": "warning",
+    "withdrawn": "secondary",
+    "pending": "info",
+    "rejected": "danger",
+    "deprecated": "warning",
+    "retired": "secondary",
+    "development": "info",
+    "disabled": "secondary",
+    "revoked": "secondary",
+    "expired": "danger",
+}
+
+
+class StatusColumn(tables.Column):
+    def render(self, value, record, bound_column):
+        display = getattr(
+            record, f"get_{bound_column.accessor}_display", lambda: value
+        )()
+        return _badge(display, STATUS_TONES.get(value, "light"))
+
+
+class TeamTable(KeysetTable):
+    name = tables.Column(linkify=True, orderable=True)
+    description = tables.Column(orderable=False)
+
+    class Meta(KeysetTable.Meta):
+        model = m.Team
+        fields = ("name", "description")
+
+
+class AIModelTable(KeysetTable):
+    name = tables.Column(linkify=True, orderable=True)
+    kind = tables.Column()
+    provider = tables.Column()
+    lifecycle = StatusColumn()
+    team = tables.Column(linkify=True)
+    owner = tables.Column(empty_values=(), verbose_name="Owner")
+    updated_at = tables.DateTimeColumn(
+        orderable=True, verbose_name="Updated", format="Y-m-d H:i"
+    )
+
+    class Meta(KeysetTable.Meta):
+        model = m.AIModel
+        fields = (
+            "name",
+            "kind",
+            "provider",
+            "lifecycle",
+            "team",
+            "owner",
+            "updated_at",
+        )
+
+    def render_owner(self, record):
+        return (
+            record.owner.get_username()
+            if record.owner
+            else _badge("no owner", "danger")
+        )
+
+
+class ModelVersionTable(KeysetTable):
+    model = tables.Column(linkify=True)
+    version = tables.Column(linkify=True, orderable=True)
+    approval = StatusColumn()
+    digest = tables.Column()
+    approved_at = tables.DateTimeColumn(format="Y-m-d")
+    created_at = tables.DateTimeColumn(
+        orderable=True, verbose_name="Registered", format="Y-m-d"
+    )
+
+    class Meta(KeysetTable.Meta):
+        model = m.ModelVersion
+        fields = ("model", "version", "approval", "digest", "approved_at", "created_at")
+
+    def render_digest(self, value):
+        return format_html(
+            "<code>{}</code>", value[:19] + ("…" if len(value) > 19 else "")
+        )
+
+
+class SystemTable(KeysetTable):
+    name = tables.Column(linkify=True, orderable=True)
+    kind = tables.Column()
+    team = tables.Column(linkify=True)
+    owner = tables.Column(empty_values=())
+    business_purpose = tables.Column(verbose_name="Purpose")
+
+    class Meta(KeysetTable.Meta):
+        model = m.System
+        fields = ("name", "kind", "team", "owner", "business_purpose")
+
+    def render_owner(self, record):
+        return (
+            record.owner.get_username()
+            if record.owner
+            else _badge("no owner", "danger")
+        )
+
+    def render_business_purpose(self, value):
+        return value[:80] + ("…" if len(value) > 80 else "")
+
+
+class DeploymentTable(KeysetTable):
+    name = tables.Column(linkify=True, orderable=True)
+    model = tables.Column(linkify=True)
+    observed_version = tables.Column(verbose_name="Running", empty_values=())
+    environment = tables.Column(orderable=True)
+    exposure = tables.Column()
+    flags = tables.Column(empty_values=(), verbose_name="Risk flags")
+    status = StatusColumn()
+    team = tables.Column(linkify=True)
+    owner = tables.Column(empty_values=())
+    last_seen_at = tables.DateTimeColumn(
+        orderable=True, verbose_name="Last seen", format="Y-m-d H:i"
+    )
+
+    class Meta(KeysetTable.Meta):
+        model = m.Deployment
+        fields = (
+            "name",
+            "model",
+            "observed_version",
+            "environment",
+            "exposure",
+            "flags",
+            "status",
+            "team",
+            "owner",
+            "last_seen_at",
+        )
+
+    def render_observed_version(self, record):
+        if record.observed_version is None:
+            return "—"
+        text = record.observed_version.version
+        if record.version_drift:
+            return format_html("{} {}", text, _badge("drift", "warning"))
+        return text
+
+    def render_flags(self, record):
+        flags = []
+        if record.exposure == m.Deployment.Exposure.EXTERNAL:
+            flags.append(_badge("external", "danger"))
+        if record.write_access:
+            flags.append(_badge("write", "warning"))
+        if record.decision_making:
+            flags.append(_badge("decides", "primary"))
+        return format_html(" ".join(["{}"] * len(flags)), *flags) if flags else "—"
+
+    def render_owner(self, record):
+        return (
+            record.owner.get_username()
+            if record.owner
+            else _badge("no owner", "danger")
+        )
+
+
+class IdentityTable(KeysetTable):
+    name = tables.Column(linkify=True, orderable=True)
+    kind = tables.Column()
+    provider = tables.Column()
+    status = StatusColumn()
+    team = tables.Column(linkify=True)
+    owner = tables.Column(empty_values=())
+    issued_at = tables.DateTimeColumn(verbose_name="Issued", format="Y-m-d")
+    last_used_at = tables.DateTimeColumn(verbose_name="Last used", format="Y-m-d")
+    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d")
+    updated_at = tables.DateTimeColumn(
+        orderable=True, verbose_name="Updated", format="Y-m-d H:i"
+    )
+
+    class Meta(KeysetTable.Meta):
+        model = m.NonHumanIdentity
+        fields = (
+            "name",
+            "kind",
+            "provider",
+            "status",
+            "team",
+            "owner",
+            "issued_at",
+            "last_used_at",
+            "expires_at",
+            "updated_at",
+        )
+
+    def render_owner(self, record):
+        if record.owner:
+            return record.owner.get_username()
+        return _badge("no owner", "danger") if record.team_id is None else "—"

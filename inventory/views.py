@@ -1,0 +1,601 @@
+"""Inventory pages: lists (filter, sort, keyset pages, CSV export), details, create/edit/delete.
+
+The six inventory lists share one view and one template, driven by a `ListSpec`; each
+detail page has its own view because each shows different relations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError
+from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from inventory import filters, forms, permissions, selectors, services, tables
+from inventory import models as m
+from inventory.csv_export import csv_stream
+from inventory.pagination import keyset_paginate, parse_sort
+
+FORM_INVALID = "Please correct the errors below."
+
+
+@dataclass(frozen=True)
+class ListSpec:
+    key: str
+    title: str
+    model: type[Model]
+    selector: Callable[..., QuerySet]
+    filterset: type[filters.BaseFilter]
+    table: type[tables.KeysetTable]
+    sorts: dict[str, str]
+    default_sort: str
+    export_columns: list[tuple[str, str]] = field(default_factory=list)
+    form: type[forms.StyledForm] | None = None
+    description: str = ""
+
+    @property
+    def list_url(self) -> str:
+        return reverse(f"inventory:{self.key}_list")
+
+
+SPECS: dict[str, ListSpec] = {
+    spec.key: spec
+    for spec in [
+        ListSpec(
+            key="team",
+            title="Teams",
+            model=m.Team,
+            selector=selectors.team_list,
+            filterset=filters.TeamFilter,
+            table=tables.TeamTable,
+            sorts={"name": "name"},
+            default_sort="name",
+            form=forms.TeamForm,
+            export_columns=[
+                ("id", "pk"),
+                ("name", "name"),
+                ("slug", "slug"),
+                ("description", "description"),
+            ],
+            description="The groups that own models, systems, deployments and identities.",
+        ),
+        ListSpec(
+            key="aimodel",
+            title="Models",
+            model=m.AIModel,
+            selector=selectors.aimodel_list,
+            filterset=filters.AIModelFilter,
+            table=tables.AIModelTable,
+            sorts={"name": "name", "updated_at": "updated_at"},
+            default_sort="name",
+            form=forms.AIModelForm,
+            export_columns=[
+                ("id", "pk"),
+                ("name", "name"),
+                ("kind", "kind"),
+                ("provider", "provider"),
+                ("lifecycle", "lifecycle"),
+                ("team", "team.name"),
+                ("owner", "owner.username"),
+                ("source", "source"),
+                ("external_id", "external_id"),
+                ("updated_at", "updated_at"),
+            ],
+            description="Every model the organisation has registered or been seen running.",
+        ),
+        ListSpec(
+            key="modelversion",
+            title="Model versions",
+            model=m.ModelVersion,
+            selector=selectors.modelversion_list,
+            filterset=filters.ModelVersionFilter,
+            table=tables.ModelVersionTable,
+            sorts={"version": "version", "created_at": "created_at"},
+            default_sort="-created_at",
+            form=forms.ModelVersionForm,
+            export_columns=[
+                ("id", "pk"),
+                ("model", "model.name"),
+                ("version", "version"),
+                ("approval", "approval"),
+                ("artifact_uri", "artifact_uri"),
+                ("digest", "digest"),
+                ("approved_at", "approved_at"),
+                ("created_at", "created_at"),
+            ],
+            description="Registered versions and their approval state.",
+        ),
+        ListSpec(
+            key="system",
+            title="Systems",
+            model=m.System,
+            selector=selectors.system_list,
+            filterset=filters.SystemFilter,
+            table=tables.SystemTable,
+            sorts={"name": "name"},
+            default_sort="name",
+            form=forms.SystemForm,
+            export_columns=[
+                ("id", "pk"),
+                ("name", "name"),
+                ("kind", "kind"),
+                ("team", "team.name"),
+                ("owner", "owner.username"),
+                ("business_purpose", "business_purpose"),
+            ],
+            description="Applications, workflows and agents that invoke models.",
+        ),
+        ListSpec(
+            key="deployment",
+            title="Deployments",
+            model=m.Deployment,
+            selector=selectors.deployment_list,
+            filterset=filters.DeploymentFilter,
+            table=tables.DeploymentTable,
+            sorts={
+                "name": "name",
+                "environment": "environment",
+                "last_seen_at": "last_seen_at",
+            },
+            default_sort="name",
+            form=forms.DeploymentForm,
+            export_columns=[
+                ("id", "pk"),
+                ("name", "name"),
+                ("model", "model.name"),
+                ("observed_version", "observed_version.version"),
+                ("approved_version", "approved_version.version"),
+                ("environment", "environment"),
+                ("endpoint", "endpoint"),
+                ("exposure", "exposure"),
+                ("write_access", "write_access"),
+                ("decision_making", "decision_making"),
+                ("status", "status"),
+                ("team", "team.name"),
+                ("owner", "owner.username"),
+                ("business_purpose", "business_purpose"),
+                ("change_window", "change_window"),
+                ("first_seen_at", "first_seen_at"),
+                ("last_seen_at", "last_seen_at"),
+                ("source", "source"),
+            ],
+            description="Where each model actually runs, and who answers for it.",
+        ),
+        ListSpec(
+            key="identity",
+            title="Non-human identities",
+            model=m.NonHumanIdentity,
+            selector=selectors.identity_list,
+            filterset=filters.IdentityFilter,
+            table=tables.IdentityTable,
+            sorts={"name": "name", "updated_at": "updated_at"},
+            default_sort="name",
+            form=forms.IdentityForm,
+            export_columns=[
+                ("id", "pk"),
+                ("name", "name"),
+                ("kind", "kind"),
+                ("provider", "provider"),
+                ("vendor", "vendor"),
+                ("status", "status"),
+                ("scopes", "scopes"),
+                ("team", "team.name"),
+                ("owner", "owner.username"),
+                ("issued_at", "issued_at"),
+                ("rotated_at", "rotated_at"),
+                ("last_used_at", "last_used_at"),
+                ("expires_at", "expires_at"),
+                ("source", "source"),
+                ("external_id", "external_id"),
+            ],
+            description="Service accounts, keys, OAuth apps and tokens that can invoke models.",
+        ),
+    ]
+}
+
+# Export queries follow the list's joins; approved_version is only needed there.
+EXPORT_EXTRA_JOINS = {"deployment": ["approved_version"]}
+
+
+def _spec(key: str) -> ListSpec:
+    try:
+        return SPECS[key]
+    except KeyError as exc:
+        raise Http404 from exc
+
+
+@require_GET
+@vary_on_headers("HX-Request")  # never let a cache serve the fragment as the page
+def object_list(request: HttpRequest, key: str) -> HttpResponse:
+    spec = _spec(key)
+    filterset = spec.filterset(
+        request.GET or None,
+        queryset=spec.selector(user=request.user),
+        user=request.user,
+    )
+    queryset = (
+        filterset.qs
+        if filterset.is_bound and filterset.is_valid()
+        else spec.selector(user=request.user)
+    )
+    alias, sort_field, descending = parse_sort(
+        request.GET.get("sort"), spec.sorts, spec.default_sort
+    )
+
+    if request.GET.get("export") == "csv":
+        ordered = queryset.select_related(*EXPORT_EXTRA_JOINS.get(key, [])).order_by(
+            f"-{sort_field}" if descending else sort_field,
+            "-pk" if descending else "pk",
+        )
+        return _csv_response(spec, ordered)
+
+    page = keyset_paginate(
+        queryset,
+        field=sort_field,
+        descending=descending,
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+    )
+    table = spec.table(
+        page.rows, page=page, order_by=("-" if descending else "") + alias
+    )
+    context = {
+        "spec": spec,
+        "filter": filterset,
+        "table": table,
+        "page": page,
+        "can_create": spec.form is not None
+        and permissions.can_create(request.user, spec.model),
+    }
+    template_name = "inventory/object_list.html"
+    if (
+        request.htmx
+        and not request.htmx.history_restore_request
+        and not request.htmx.boosted
+    ):
+        template_name += "#results"
+    return render(request, template_name, context)
+
+
+def _csv_response(spec: ListSpec, queryset: QuerySet) -> StreamingHttpResponse:
+    def rows() -> Iterator[list[Any]]:
+        for obj in queryset.iterator(chunk_size=2000):
+            yield [_resolve(obj, accessor) for _, accessor in spec.export_columns]
+
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response = StreamingHttpResponse(
+        csv_stream([name for name, _ in spec.export_columns], rows()),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = (
+        f'attachment; filename="runproof-{spec.key}s-{stamp}.csv"'
+    )
+    return response
+
+
+def _resolve(obj: Any, accessor: str) -> Any:
+    for part in accessor.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return ""
+    return obj
+
+
+# ---------------------------------------------------------------------------
+# Details
+# ---------------------------------------------------------------------------
+def _detail_context(
+    request: HttpRequest, spec_key: str, obj: Model, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "spec": SPECS[spec_key],
+        "object": obj,
+        "can_change": permissions.can_change(request.user, obj),
+        "can_delete": permissions.can_delete(request.user, obj),
+        **extra,
+    }
+
+
+@require_GET
+def team_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    team = selectors.team_get_for_user(user=request.user, team_id=pk)
+    limit = selectors.RELATED_LIMIT
+    context = _detail_context(
+        request,
+        "team",
+        team,
+        members=list(team.members.order_by("username")[:100]),
+        models=list(
+            selectors.aimodel_list(user=request.user)
+            .filter(team=team)
+            .order_by("name")[:limit]
+        ),
+        systems=list(
+            selectors.system_list(user=request.user)
+            .filter(team=team)
+            .order_by("name")[:limit]
+        ),
+        deployments=list(
+            selectors.deployment_list(user=request.user)
+            .filter(team=team)
+            .order_by("name")[:limit]
+        ),
+        limit=limit,
+    )
+    return render(request, "inventory/team_detail.html", context)
+
+
+@require_GET
+def aimodel_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    model = selectors.aimodel_get_for_user(user=request.user, model_id=pk)
+    limit = selectors.RELATED_LIMIT
+    context = _detail_context(
+        request,
+        "aimodel",
+        model,
+        versions=list(model.versions.order_by("-created_at")[:limit]),
+        deployments=list(
+            selectors.deployment_list(user=request.user)
+            .filter(model=model)
+            .order_by("name")[:limit]
+        ),
+        limit=limit,
+    )
+    return render(request, "inventory/aimodel_detail.html", context)
+
+
+@require_GET
+def modelversion_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = selectors.modelversion_get_for_user(user=request.user, version_id=pk)
+    limit = selectors.RELATED_LIMIT
+    running = selectors.deployment_list(user=request.user).filter(
+        observed_version=version
+    )
+    context = _detail_context(
+        request,
+        "modelversion",
+        version,
+        running=list(running.order_by("name")[:limit]),
+        approved_for=list(
+            selectors.deployment_list(user=request.user)
+            .filter(approved_version=version)
+            .order_by("name")[:limit]
+        ),
+        limit=limit,
+    )
+    return render(request, "inventory/modelversion_detail.html", context)
+
+
+@require_GET
+def system_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    system = selectors.system_get_for_user(user=request.user, system_id=pk)
+    limit = selectors.RELATED_LIMIT
+    context = _detail_context(
+        request,
+        "system",
+        system,
+        deployments=list(
+            selectors.deployment_list(user=request.user)
+            .filter(system=system)
+            .order_by("name")[:limit]
+        ),
+        limit=limit,
+    )
+    return render(request, "inventory/system_detail.html", context)
+
+
+@require_GET
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=pk)
+    upstream, downstream = selectors.deployment_dependencies(
+        user=request.user, deployment=deployment
+    )
+    context = _detail_context(
+        request,
+        "deployment",
+        deployment,
+        identities=selectors.deployment_identities(
+            user=request.user, deployment=deployment
+        ),
+        upstream=upstream,
+        downstream=downstream,
+        limit=selectors.RELATED_LIMIT,
+        dependency_form=(
+            forms.DependencyForm(user=request.user, downstream=deployment)
+            if permissions.can_change(request.user, deployment)
+            else None
+        ),
+    )
+    return render(request, "inventory/deployment_detail.html", context)
+
+
+@require_GET
+def identity_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    identity = selectors.identity_get_for_user(user=request.user, identity_id=pk)
+    context = _detail_context(
+        request,
+        "identity",
+        identity,
+        deployments=selectors.identity_deployments(
+            user=request.user, identity=identity
+        ),
+        limit=selectors.RELATED_LIMIT,
+        is_runproof_token=identity.kind == m.NonHumanIdentity.Kind.RUNPROOF_TOKEN,
+    )
+    return render(request, "inventory/identity_detail.html", context)
+
+
+DETAIL_GETTERS: dict[str, Callable[[Any, int], Model]] = {
+    "team": lambda user, pk: selectors.team_get_for_user(user=user, team_id=pk),
+    "aimodel": lambda user, pk: selectors.aimodel_get_for_user(user=user, model_id=pk),
+    "modelversion": lambda user, pk: selectors.modelversion_get_for_user(
+        user=user, version_id=pk
+    ),
+    "system": lambda user, pk: selectors.system_get_for_user(user=user, system_id=pk),
+    "deployment": lambda user, pk: selectors.deployment_get_for_user(
+        user=user, deployment_id=pk
+    ),
+    "identity": lambda user, pk: selectors.identity_get_for_user(
+        user=user, identity_id=pk
+    ),
+}
+
+
+# ---------------------------------------------------------------------------
+# Create, edit, delete
+# ---------------------------------------------------------------------------
+def _form_response(
+    request: HttpRequest,
+    spec: ListSpec,
+    form: forms.StyledForm,
+    obj: Model | None,
+    status: int = 200,
+) -> HttpResponse:
+    template_name = "inventory/object_form.html"
+    if request.htmx and status == 422:
+        template_name += "#object-form"
+    return render(
+        request,
+        template_name,
+        {"spec": spec, "form": form, "object": obj},
+        status=status,
+    )
+
+
+def _saved(request: HttpRequest, obj: Model, verb: str) -> HttpResponse:
+    messages.success(request, f"{obj._meta.verbose_name.capitalize()} “{obj}” {verb}.")
+    if request.htmx:
+        return HttpResponseClientRedirect(obj.get_absolute_url())
+    return redirect(obj.get_absolute_url())
+
+
+@require_http_methods(["GET", "POST"])
+def object_create(request: HttpRequest, key: str) -> HttpResponse:
+    spec = _spec(key)
+    if spec.form is None or not permissions.can_create(request.user, spec.model):
+        raise PermissionDenied
+    initial = {}
+    if "team" in request.GET:
+        initial["team"] = request.GET["team"]
+    if key == "modelversion" and "model" in request.GET:
+        initial["model"] = request.GET["model"]
+    if key in {"aimodel", "system", "deployment", "identity"}:
+        initial.setdefault("owner", request.user.pk)
+    form = spec.form(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST":
+        if form.is_valid():
+            instance = form.save(commit=False)
+            m2m = _m2m_data(form)
+            try:
+                services.object_create(actor=request.user, instance=instance, m2m=m2m)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return _saved(request, instance, "created")
+        messages.error(request, FORM_INVALID)
+        return _form_response(request, spec, form, None, status=422)
+    return _form_response(request, spec, form, None)
+
+
+@require_http_methods(["GET", "POST"])
+def object_edit(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    spec = _spec(key)
+    obj = DETAIL_GETTERS[key](request.user, pk)
+    if spec.form is None or not permissions.can_change(request.user, obj):
+        raise PermissionDenied
+    form = spec.form(request.POST or None, instance=obj, user=request.user)
+    if request.method == "POST":
+        if form.is_valid():
+            instance = form.save(commit=False)
+            try:
+                services.object_update(
+                    actor=request.user, instance=instance, m2m=_m2m_data(form)
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return _saved(request, instance, "saved")
+        messages.error(request, FORM_INVALID)
+        return _form_response(request, spec, form, obj, status=422)
+    return _form_response(request, spec, form, obj)
+
+
+def _m2m_data(form: forms.StyledForm) -> dict[str, Any]:
+    return {
+        f.name: form.cleaned_data[f.name]
+        for f in form._meta.model._meta.many_to_many
+        if f.name in form.cleaned_data
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def object_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
+    spec = _spec(key)
+    obj = DETAIL_GETTERS[key](request.user, pk)
+    if not permissions.can_delete(request.user, obj):
+        raise PermissionDenied
+    if request.method == "POST":
+        try:
+            services.object_delete(actor=request.user, instance=obj)
+        except (ProtectedError, RestrictedError, IntegrityError):
+            messages.error(
+                request,
+                f"“{obj}” is still referenced by other records; remove those first.",
+            )
+            return redirect(obj.get_absolute_url())
+        messages.success(
+            request, f"{obj._meta.verbose_name.capitalize()} “{obj}” deleted."
+        )
+        return redirect(spec.list_url)
+    return render(
+        request, "inventory/object_confirm_delete.html", {"spec": spec, "object": obj}
+    )
+
+
+@require_POST
+def dependency_add(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=pk)
+    if not permissions.can_change(request.user, deployment):
+        raise PermissionDenied
+    form = forms.DependencyForm(request.POST, user=request.user, downstream=deployment)
+    if form.is_valid():
+        instance = form.save(commit=False)
+        try:
+            services.object_create(actor=request.user, instance=instance)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(request, f"Dependency on “{instance.upstream}” recorded.")
+    else:
+        messages.error(
+            request, "; ".join(e for errs in form.errors.values() for e in errs)
+        )
+    return redirect(deployment.get_absolute_url())
+
+
+@require_POST
+def dependency_remove(
+    request: HttpRequest, pk: int, dependency_id: int
+) -> HttpResponse:
+    deployment = selectors.deployment_get_for_user(user=request.user, deployment_id=pk)
+    dependency = m.Dependency.objects.filter(
+        pk=dependency_id, downstream=deployment
+    ).first()
+    if dependency is None:
+        raise Http404
+    if not permissions.can_change(request.user, deployment):
+        raise PermissionDenied
+    services.dependency_remove(actor=request.user, dependency=dependency)
+    messages.success(request, "Dependency removed.")
+    return redirect(deployment.get_absolute_url())

@@ -1,0 +1,85 @@
+"""Shared fixtures. The suite runs on SQLite by default, and on PostgreSQL and Redis when
+DATABASE_URL and CELERY_BROKER_URL point at them (see README, "Tests")."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from inventory.roles import Role
+from tests.factories import PASSWORD, TeamFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture(autouse=True)
+def _audit_maintenance(request):
+    """Transactional tests end with a TRUNCATE of every table; on PostgreSQL the audit trigger
+    allows that only in a session that asked for maintenance."""
+    transactional = (
+        "transactional_db" in request.fixturenames
+        or "live_server" in request.fixturenames
+    )
+    if transactional and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET runproof.audit_maintenance = 'on'")
+    yield
+
+
+@pytest.fixture
+def team_a(db):
+    return TeamFactory(name="Credit risk", slug="credit-risk")
+
+
+@pytest.fixture
+def team_b(db):
+    return TeamFactory(name="Fraud", slug="fraud")
+
+
+@pytest.fixture
+def owner(team_a):
+    return UserFactory(username="olivia", role=Role.OWNER, teams=[team_a])
+
+
+@pytest.fixture
+def other_owner(team_b):
+    return UserFactory(username="oscar", role=Role.OWNER, teams=[team_b])
+
+
+@pytest.fixture
+def risk(db):
+    return UserFactory(username="rita", role=Role.RISK)
+
+
+@pytest.fixture
+def compliance(db):
+    return UserFactory(username="carl", role=Role.COMPLIANCE)
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="aude", role=Role.AUDITOR)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="ada", role=Role.ADMIN, is_staff=True)
+
+
+@pytest.fixture
+def login(client):
+    def _login(user):
+        client.force_login(user)
+        return client
+
+    return _login
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
