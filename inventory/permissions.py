@@ -8,6 +8,8 @@ Rules (documented in the README, "Roles"):
 - Model owners read and change only what they own or their teams own; another team's
   object does not exist for them (404, never its data).
 - Auditors change nothing.
+- API tokens (machines) with the `read` scope read everything and change nothing here;
+  the endpoints that write (telemetry, deployment events) check their own scopes.
 """
 
 from __future__ import annotations
@@ -43,9 +45,15 @@ OWNERSHIP: dict[type[Model], tuple[str, str | None]] = {
 }
 
 
+def _api_token(user: User) -> m.APIToken | None:
+    """The token behind an API principal (see inventory.api.authentication), if any."""
+    token = getattr(user, "token", None)
+    return token if isinstance(token, m.APIToken) else None
+
+
 def roles(user: User) -> frozenset[str]:
     """The user's role names, read once per request and kept on the user object."""
-    if not user.is_authenticated:
+    if not user.is_authenticated or _api_token(user) is not None:
         return frozenset()
     cached = getattr(user, "_runproof_roles", None)
     if cached is None:
@@ -78,6 +86,10 @@ def is_admin(user: User) -> bool:
 
 
 def reads_all(user: User) -> bool:
+    """Machines read the whole inventory with a token that has the read scope."""
+    token = _api_token(user)
+    if token is not None:
+        return m.APIToken.Scope.READ in (token.scopes or [])
     return bool(roles(user) & READ_ALL_ROLES)
 
 
