@@ -11,8 +11,8 @@ from django.db.models import Model
 
 # Many-to-many relations worth recording, as sorted id lists.
 TRACKED_M2M = {"nonhumanidentity": ["deployments"], "team": ["members"]}
-# Never written to the audit trail.
-SECRET_FIELDS = {"token_hash", "password"}
+# Never written to the audit trail: secrets, and bookkeeping the event's own time already says.
+SKIPPED_FIELDS = {"token_hash", "password", "updated_at"}
 
 
 def json_safe(value: Any) -> Any:
@@ -30,7 +30,7 @@ def json_safe(value: Any) -> Any:
 def snapshot(instance: Model) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for field in instance._meta.concrete_fields:
-        if field.name in SECRET_FIELDS:
+        if field.name in SKIPPED_FIELDS:
             continue
         data[field.attname] = json_safe(getattr(instance, field.attname))
     if instance.pk is not None:

@@ -1,0 +1,194 @@
+"""Security baseline: headers, sessions, login throttling, production settings, /admin/ audit."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from governance.models import AuditEvent
+from inventory import models as m
+from inventory.middleware import LAST_SEEN_KEY
+from tests.factories import AIModelFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.django_db
+def test_signed_in_pages_carry_the_security_headers(client, owner):
+    client.force_login(owner)
+    response = client.get(reverse("inventory:deployment_list"))
+    csp = response["Content-Security-Policy"]
+    for directive in (
+        "default-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ):
+        assert directive in csp
+    nonce = csp.split("'nonce-")[1].split("'")[0]
+    body = response.content.decode()
+    # Every script element carries this response's nonce: no inline script runs without it.
+    assert body.count("<script") == body.count(f'nonce="{nonce}"') > 0
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert response["X-Frame-Options"] == "DENY"
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.django_db
+def test_nonce_changes_per_response(client, owner):
+    client.force_login(owner)
+    first = client.get(reverse("dashboard"))["Content-Security-Policy"]
+    second = client.get(reverse("dashboard"))["Content-Security-Policy"]
+    assert first != second
+
+
+@pytest.mark.django_db
+def test_hsts_is_sent_when_configured(client, owner, settings):
+    settings.SECURE_HSTS_SECONDS = 31536000
+    client.force_login(owner)
+    response = client.get(reverse("dashboard"), secure=True)
+    assert (
+        response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    )
+
+
+@pytest.mark.django_db
+def test_idle_session_is_signed_out(client, owner, settings):
+    client.force_login(owner)
+    assert client.get(reverse("dashboard")).status_code == 200
+    session = client.session
+    session[LAST_SEEN_KEY] = int(time.time()) - settings.SESSION_IDLE_TIMEOUT - 5
+    session.save()
+    response = client.get(reverse("inventory:deployment_list"))
+    assert response.status_code == 302 and response["Location"].startswith(
+        reverse("login")
+    )
+
+
+@pytest.mark.django_db
+def test_login_is_throttled_per_username_and_address_then_cools_off(
+    client, owner, password, settings
+):
+    url = reverse("login")
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert (
+            client.post(url, {"username": "olivia", "password": "wrong"}).status_code
+            == 200
+        )
+    assert (
+        client.post(url, {"username": "olivia", "password": "wrong"}).status_code == 429
+    )
+    # Locked: even the right password is refused until the cool-off ends.
+    locked = client.post(url, {"username": "olivia", "password": password})
+    assert locked.status_code == 429
+    # Another address is not locked out: no one can lock a colleague out from elsewhere.
+    other = client.post(
+        url, {"username": "olivia", "password": password}, REMOTE_ADDR="10.9.9.9"
+    )
+    assert other.status_code == 302
+    from axes.models import AccessAttempt
+
+    AccessAttempt.objects.update(
+        attempt_time=AccessAttempt.objects.first().attempt_time.replace(year=2000)
+    )
+    assert (
+        client.post(url, {"username": "olivia", "password": password}).status_code
+        == 302
+    )
+
+
+@pytest.mark.django_db
+def test_login_page_and_healthz_need_no_session(client):
+    assert client.get(reverse("login")).status_code == 200
+    assert client.get(reverse("healthz")).status_code in (200, 503)
+
+
+def test_production_settings_pass_check_deploy():
+    env = {
+        **os.environ,
+        "RUNPROOF_MODE": "production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "runproof.example.com",
+        "DATABASE_URL": "sqlite:///:memory:",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update({"RUNPROOF_MODE": "production", "ALLOWED_HOSTS": "runproof.example.com"})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0 and "SECRET_KEY is required" in result.stderr
+
+
+@pytest.mark.django_db
+def test_admin_changes_are_audited(client, admin_user, team_a):
+    client.force_login(admin_user)
+    response = client.post(
+        reverse("admin:inventory_aimodel_add"),
+        {
+            "name": "admin-made",
+            "kind": "llm",
+            "lifecycle": "active",
+            "team": team_a.pk,
+            "source": "manual",
+            "external_id": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    model = m.AIModel.objects.get(name="admin-made")
+    event = AuditEvent.objects.get(action="aimodel.create")
+    assert event.object_id == str(model.pk) and event.actor_label == "ada"
+    other = AIModelFactory(team=team_a)
+    client.post(
+        reverse("admin:inventory_aimodel_delete", args=[other.pk]), {"post": "yes"}
+    )
+    assert not m.AIModel.objects.filter(pk=other.pk).exists()
+    assert AuditEvent.objects.filter(
+        action="aimodel.delete", object_id=str(other.pk)
+    ).exists()
+
+
+@pytest.mark.django_db
+def test_audit_events_record_the_client_address(client, owner, team_a):
+    client.force_login(owner)
+    model = AIModelFactory(team=team_a)
+    client.post(
+        reverse("inventory:aimodel_edit", args=[model.pk]),
+        {
+            "name": "renamed",
+            "kind": model.kind,
+            "lifecycle": model.lifecycle,
+            "team": team_a.pk,
+        },
+        REMOTE_ADDR="192.0.2.7",
+    )
+    assert AuditEvent.objects.get(action="aimodel.update").ip_address == "192.0.2.7"
