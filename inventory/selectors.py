@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
+from django.http import Http404
 
 from inventory import models as m
 from inventory import permissions
@@ -24,7 +25,9 @@ def aimodel_list(*, user: User) -> QuerySet[m.AIModel]:
 
 
 def modelversion_list(*, user: User) -> QuerySet[m.ModelVersion]:
-    return permissions.scope(m.ModelVersion.objects.select_related("model"), user)
+    return permissions.scope(
+        m.ModelVersion.objects.select_related("model", "approved_by"), user
+    )
 
 
 def system_list(*, user: User) -> QuerySet[m.System]:
@@ -34,7 +37,7 @@ def system_list(*, user: User) -> QuerySet[m.System]:
 def deployment_list(*, user: User) -> QuerySet[m.Deployment]:
     return permissions.scope(
         m.Deployment.objects.select_related(
-            "model", "observed_version", "team", "owner"
+            "model", "observed_version", "approved_version", "system", "team", "owner"
         ),
         user,
     )
@@ -129,3 +132,17 @@ def identity_deployments(
             user,
         ).order_by("name")[:RELATED_LIMIT]
     )
+
+
+def apitoken_list() -> QuerySet[m.APIToken]:
+    """Every API token, newest first. Administrators only: callers check."""
+    return m.APIToken.objects.select_related("identity", "created_by").order_by(
+        "-created_at", "-id"
+    )
+
+
+def apitoken_get(*, token_id: int) -> m.APIToken:
+    token = m.APIToken.objects.select_related("identity").filter(pk=token_id).first()
+    if token is None:
+        raise Http404
+    return token

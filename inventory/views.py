@@ -204,9 +204,6 @@ SPECS: dict[str, ListSpec] = {
     ]
 }
 
-# Export queries follow the list's joins; approved_version is only needed there.
-EXPORT_EXTRA_JOINS = {"deployment": ["approved_version"]}
-
 
 def _spec(key: str) -> ListSpec:
     try:
@@ -234,7 +231,7 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
     )
 
     if request.GET.get("export") == "csv":
-        ordered = queryset.select_related(*EXPORT_EXTRA_JOINS.get(key, [])).order_by(
+        ordered = queryset.order_by(
             f"-{sort_field}" if descending else sort_field,
             "-pk" if descending else "pk",
         )

@@ -1,3 +1,32 @@
+"""/api/v1/: read-only inventory endpoints and their OpenAPI document."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+from drf_spectacular.views import SpectacularJSONAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from inventory.api import views
+
+app_name = "api"
+
+router = SimpleRouter()
+router.register("models", views.AIModelViewSet, basename="aimodel")
+router.register("versions", views.ModelVersionViewSet, basename="modelversion")
+router.register("systems", views.SystemViewSet, basename="system")
+router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("identities", views.IdentityViewSet, basename="identity")
+router.register("teams", views.TeamViewSet, basename="team")
+
+urlpatterns = [
+    # Public: the schema describes the API, it reveals no inventory data.
+    path(
+        "openapi.json",
+        SpectacularJSONAPIView.as_view(
+            authentication_classes=[], permission_classes=[AllowAny]
+        ),
+        name="openapi",
+    ),
+    *router.urls,
+]

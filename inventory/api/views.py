@@ -1,0 +1,136 @@
+"""Read-only API over the inventory. Thin: selectors decide what the caller may read.
+
+Every endpoint needs a bearer token with the `read` scope (inventory.api.permissions), pages
+by keyset on id (IdCursorPagination) and filters with the UI's FilterSets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from django.db.models import Model, Prefetch, QuerySet, prefetch_related_objects
+from rest_framework import viewsets
+
+from inventory import filters, permissions, selectors
+from inventory import models as m
+from inventory.api import (
+    schema,  # noqa: F401  (registers the bearer scheme with drf-spectacular)
+    serializers,
+)
+from inventory.api.filters import UserFilterBackend
+from inventory.api.pagination import IdCursorPagination
+from inventory.api.permissions import HasReadScope
+
+
+class InventoryViewSet(viewsets.ReadOnlyModelViewSet):
+    """List and detail of one inventory model, through its selectors.
+
+    Subclasses name the list selector, the detail selector and its id keyword; the selectors
+    declare the joins, so a page costs a constant number of queries whatever its size.
+    """
+
+    permission_classes = [HasReadScope]
+    filter_backends = [UserFilterBackend]
+    pagination_class = IdCursorPagination
+    lookup_value_regex = r"\d+"
+
+    list_selector: ClassVar[Callable[..., QuerySet]]
+    detail_selector: ClassVar[Callable[..., Model]]
+    detail_id_kwarg: ClassVar[str]
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return self.queryset
+        return self.prefetch(type(self).list_selector(user=self.request.user))
+
+    def prefetch(self, queryset: QuerySet) -> QuerySet:
+        return queryset
+
+    def get_object(self) -> Model:
+        obj = type(self).detail_selector(
+            user=self.request.user, **{self.detail_id_kwarg: self.kwargs["pk"]}
+        )
+        self.check_object_permissions(self.request, obj)
+        return obj
+
+
+class TeamViewSet(InventoryViewSet):
+    """Teams: the groups that own models, systems, deployments and identities."""
+
+    queryset = m.Team.objects.none()
+    serializer_class = serializers.TeamSerializer
+    filterset_class = filters.TeamFilter
+    list_selector = staticmethod(selectors.team_list)
+    detail_selector = staticmethod(selectors.team_get_for_user)
+    detail_id_kwarg = "team_id"
+
+
+class AIModelViewSet(InventoryViewSet):
+    """Models: what the organisation builds or buys."""
+
+    queryset = m.AIModel.objects.none()
+    serializer_class = serializers.AIModelSerializer
+    filterset_class = filters.AIModelFilter
+    list_selector = staticmethod(selectors.aimodel_list)
+    detail_selector = staticmethod(selectors.aimodel_get_for_user)
+    detail_id_kwarg = "model_id"
+
+
+class ModelVersionViewSet(InventoryViewSet):
+    """Model versions and their approval."""
+
+    queryset = m.ModelVersion.objects.none()
+    serializer_class = serializers.ModelVersionSerializer
+    filterset_class = filters.ModelVersionFilter
+    list_selector = staticmethod(selectors.modelversion_list)
+    detail_selector = staticmethod(selectors.modelversion_get_for_user)
+    detail_id_kwarg = "version_id"
+
+
+class SystemViewSet(InventoryViewSet):
+    """Systems: the applications, workflows and agents that invoke models."""
+
+    queryset = m.System.objects.none()
+    serializer_class = serializers.SystemSerializer
+    filterset_class = filters.SystemFilter
+    list_selector = staticmethod(selectors.system_list)
+    detail_selector = staticmethod(selectors.system_get_for_user)
+    detail_id_kwarg = "system_id"
+
+
+class DeploymentViewSet(InventoryViewSet):
+    """Deployments: running instances of a model, where they answer and who owns them."""
+
+    queryset = m.Deployment.objects.none()
+    serializer_class = serializers.DeploymentSerializer
+    filterset_class = filters.DeploymentFilter
+    list_selector = staticmethod(selectors.deployment_list)
+    detail_selector = staticmethod(selectors.deployment_get_for_user)
+    detail_id_kwarg = "deployment_id"
+
+
+class IdentityViewSet(InventoryViewSet):
+    """Non-human identities: the credentials machines hold, and what they can invoke."""
+
+    queryset = m.NonHumanIdentity.objects.none()
+    serializer_class = serializers.IdentitySerializer
+    filterset_class = filters.IdentityFilter
+    list_selector = staticmethod(selectors.identity_list)
+    detail_selector = staticmethod(selectors.identity_get_for_user)
+    detail_id_kwarg = "identity_id"
+
+    def _visible_deployments(self) -> Prefetch:
+        # Only deployments the caller may read, in one query for the whole page.
+        visible = permissions.scope(
+            m.Deployment.objects.only("id"), self.request.user
+        ).order_by("id")
+        return Prefetch("deployments", queryset=visible)
+
+    def prefetch(self, queryset: QuerySet) -> QuerySet:
+        return queryset.prefetch_related(self._visible_deployments())
+
+    def get_object(self) -> Any:
+        obj = super().get_object()
+        prefetch_related_objects([obj], self._visible_deployments())
+        return obj
