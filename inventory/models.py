@@ -22,12 +22,13 @@ class TimeStamped(models.Model):
 class Sourced(models.Model):
     """A record that a sync may own: (source, external_id) is its natural key.
 
-    Rows typed in by hand have source "manual" and an empty external id; the partial unique
-    constraint on each concrete model lets syncs upsert on the pair.
+    Rows typed in by hand have source "manual" and no external id (NULL, which a unique
+    constraint never compares equal). The constraint is a plain, full one on purpose: syncs
+    upsert with INSERT … ON CONFLICT (source, external_id), which a partial index cannot serve.
     """
 
     source = models.CharField(max_length=100, default=MANUAL_SOURCE, db_index=True)
-    external_id = models.CharField(max_length=500, blank=True, default="")
+    external_id = models.CharField(max_length=500, null=True, blank=True, default=None)
 
     class Meta:
         abstract = True
@@ -35,9 +36,7 @@ class Sourced(models.Model):
 
 def natural_key_constraint(model_name: str) -> models.UniqueConstraint:
     return models.UniqueConstraint(
-        fields=["source", "external_id"],
-        condition=~Q(external_id=""),
-        name=f"{model_name}_unique_source_external_id",
+        fields=["source", "external_id"], name=f"{model_name}_natural_key"
     )
 
 
