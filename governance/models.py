@@ -39,7 +39,10 @@ class AuditEvent(models.Model):
     class Meta:
         ordering = ["-seq"]
         indexes = [
-            models.Index(fields=["object_type", "object_id"], name="audit_object")
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            # An owner's audit list: their teams' and their own events, newest first.
+            models.Index(fields=["team_id", "seq"], name="audit_team_seq"),
+            models.Index(fields=["actor_id", "seq"], name="audit_actor_seq"),
         ]
 
     def __str__(self) -> str:

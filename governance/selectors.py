@@ -1,0 +1,180 @@
+"""Reads for governance pages: the audit trail and the dashboard's figures.
+
+Every read is narrowed to what the user may see, through inventory's selectors and
+`permissions`, and costs a fixed number of queries whatever the size of the data: the
+dashboard aggregates in the database (COUNT ... FILTER / GROUP BY), never row by row.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
+from django.http import Http404
+from django.utils import timezone
+
+from governance.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from inventory import models as m
+from inventory import permissions
+from inventory import selectors as inventory_selectors
+from inventory.filters import STALE_AFTER_DAYS
+from inventory.roles import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+    User = AbstractBaseUser
+
+AUDIT_NOT_ALLOWED = "Your role does not include reading the audit log."
+
+
+# ---------------------------------------------------------------------------
+# Audit trail
+# ---------------------------------------------------------------------------
+def audit_can_read(user: User) -> bool:
+    return permissions.reads_all(user) or permissions.has_role(user, Role.OWNER)
+
+
+def audit_event_list(*, user: User) -> QuerySet[AuditEvent]:
+    """Events the user may read: all for the read-all roles; for a model owner, their teams'
+    events and their own actions. Anyone else is refused (403), not shown an empty log."""
+    if permissions.reads_all(user):
+        return AuditEvent.objects.all()
+    if permissions.has_role(user, Role.OWNER):
+        return AuditEvent.objects.filter(
+            Q(team_id__in=permissions.team_ids(user)) | Q(actor_id=user.pk)
+        )
+    raise PermissionDenied(AUDIT_NOT_ALLOWED)
+
+
+def audit_event_get_for_user(*, user: User, seq: int) -> AuditEvent:
+    """One event, or 404 whether it is missing or outside the user's scope."""
+    try:
+        return audit_event_list(user=user).get(seq=seq)
+    except AuditEvent.DoesNotExist as exc:
+        raise Http404 from exc
+
+
+def audit_previous_hash(*, event: AuditEvent) -> str | None:
+    """The stored hash of the event before this one (None for the first or a missing one).
+
+    Only the hash is read, so an owner learns nothing about another team's event.
+    """
+    if event.seq <= 1:
+        return None
+    return (
+        AuditEvent.objects.filter(seq=event.seq - 1)
+        .values_list("hash", flat=True)
+        .first()
+    )
+
+
+def audit_chain_status() -> dict[str, Any]:
+    """The head and the last signed checkpoint: two single-row reads, no verification."""
+    head = AuditChainHead.objects.filter(pk=1).first()
+    checkpoint = AuditCheckpoint.objects.order_by("-seq").first()
+    return {
+        "head_seq": head.seq if head else 0,
+        "checkpoint": checkpoint,
+        "unsigned": (head.seq if head else 0) - (checkpoint.seq if checkpoint else 0),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------
+ACTIVE_DEPLOYMENT = Q(status=m.Deployment.Status.ACTIVE)
+ACTIVE_IDENTITY = Q(status=m.NonHumanIdentity.Status.ACTIVE)
+# Same condition as DeploymentFilter's risk=drift, so a headline equals its linked list.
+DRIFT = Q(approved_version__isnull=False) & ~Q(observed_version=F("approved_version"))
+
+# The identity-age histogram's buckets, in axis order: (key, label, issued less than N days ago).
+AGE_BUCKETS: list[tuple[str, str, int | None]] = [
+    ("lt30", "< 30 days", 30),
+    ("30-90", "30–90 days", 90),
+    ("90-180", "90–180 days", 180),
+    ("180-365", "180–365 days", 365),
+    ("gt365", "> 1 year", None),
+    ("unknown", "Unknown", None),
+]
+TOP_TEAMS = 10
+
+
+def _stale_condition(now: Any) -> Q:
+    cutoff = now - timedelta(days=STALE_AFTER_DAYS)
+    return ACTIVE_IDENTITY & (
+        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, issued_at__lt=cutoff)
+    )
+
+
+def dashboard_figures(*, user: User) -> dict[str, Any]:
+    """Headline counts and chart series, scoped to the user. Six queries, whatever the data.
+
+    Deployment figures count active deployments only: withdrawn ones no longer answer.
+    """
+    now = timezone.now()
+    models = inventory_selectors.aimodel_list(user=user).values("lifecycle")
+    deployments = inventory_selectors.deployment_list(user=user).filter(
+        ACTIVE_DEPLOYMENT
+    )
+    identities = inventory_selectors.identity_list(user=user)
+
+    lifecycle = {
+        row["lifecycle"]: row["n"] for row in models.annotate(n=Count("pk")).order_by()
+    }
+    deployment_counts = deployments.aggregate(
+        active=Count("pk"),
+        production=Count(
+            "pk", filter=Q(environment=m.Deployment.Environment.PRODUCTION)
+        ),
+        external=Count("pk", filter=Q(exposure=m.Deployment.Exposure.EXTERNAL)),
+        drift=Count("pk", filter=DRIFT),
+        ownerless=Count("pk", filter=Q(owner__isnull=True)),
+    )
+    env_exposure = {
+        (row["environment"], row["exposure"]): row["n"]
+        for row in deployments.values("environment", "exposure")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    by_team = list(
+        deployments.values("team_id", "team__name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "team__name")[:TOP_TEAMS]
+    )
+    identity_counts = identities.aggregate(
+        active=Count("pk", filter=ACTIVE_IDENTITY),
+        ownerless=Count(
+            "pk", filter=ACTIVE_IDENTITY & Q(owner__isnull=True, team__isnull=True)
+        ),
+        stale=Count("pk", filter=_stale_condition(now)),
+    )
+    # First match wins, so the youngest bucket is tested first.
+    bucket = Case(
+        When(issued_at__isnull=True, then=Value("unknown")),
+        *[
+            When(issued_at__gt=now - timedelta(days=days), then=Value(key))
+            for key, _, days in AGE_BUCKETS
+            if days is not None
+        ],
+        default=Value("gt365"),
+        output_field=CharField(),
+    )
+    ages = {
+        (row["bucket"], row["status"]): row["n"]
+        for row in identities.annotate(bucket=bucket)
+        .values("bucket", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    return {
+        "lifecycle": lifecycle,
+        "models": sum(lifecycle.values()),
+        "deployments": deployment_counts,
+        "env_exposure": env_exposure,
+        "by_team": by_team,
+        "identities": identity_counts,
+        "ages": ages,
+    }
