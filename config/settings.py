@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",  # built-in widget templates, for FORM_RENDERER below
     "django_htmx",
     "template_partials",
     "django_tables2",
@@ -128,6 +129,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Widgets render through TEMPLATES, so project templates can define widgets (LookupInput).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
 
 # ---------------------------------------------------------------------------
 # Database
@@ -353,6 +357,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# django-filter: what an unset choice filter reads as.
+FILTERS_EMPTY_CHOICE_LABEL = "Any"
 
 # Runproof's own knobs.
 RUNPROOF_PAGE_SIZE = 50

@@ -34,6 +34,8 @@ class BaseFilter(df.FilterSet):
             )
             widget.attrs.setdefault("class", css)
             widget.attrs.setdefault("id", f"filter-{name}")
+            if isinstance(field, forms.ModelChoiceField):
+                field.empty_label = "Any"
         if "team" in self.filters and user is not None:
             self.form.fields["team"].queryset = permissions.scope(
                 m.Team.objects.all(), user

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from inventory import models as m
 from inventory import permissions
 from inventory.filters import _visible_people
+from inventory.widgets import LookupInput, describe_choice
 
 VERSION_OF_OTHER_MODEL = "This version belongs to another model."
 SCOPES_INVALID = "List scopes separated by commas or new lines."
@@ -42,6 +43,13 @@ class StyledForm(forms.ModelForm):
         if "owner" in self.fields:
             self.fields["owner"].queryset = _visible_people(user)
             self.fields["owner"].label_from_instance = lambda u: u.get_username()
+
+    def _lookup(self, name: str, kind: str, queryset, **attrs) -> None:
+        """Give a foreign key a type-ahead input instead of a <select> of every row."""
+        field = self.fields[name]
+        field.queryset = queryset
+        field.widget = LookupInput(kind, attrs={"class": "form-control", **attrs})
+        field.widget.current_label = describe_choice(field, self[name].value())
 
 
 def _datetime_widget() -> forms.DateTimeInput:
@@ -99,8 +107,8 @@ class ModelVersionForm(StyledForm):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, user=user, **kwargs)
-        self.fields["model"].queryset = permissions.scope(
-            m.AIModel.objects.order_by("name"), user
+        self._lookup(
+            "model", "aimodel", permissions.scope(m.AIModel.objects.all(), user)
         )
         if not permissions.can_approve_versions(user):
             # Field-level permission: only the risk committee moves a version's approval.
@@ -159,19 +167,21 @@ class DeploymentForm(StyledForm):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, user=user, **kwargs)
-        self.fields["model"].queryset = permissions.scope(
-            m.AIModel.objects.order_by("name"), user
+        self._lookup(
+            "model", "aimodel", permissions.scope(m.AIModel.objects.all(), user)
         )
         versions = permissions.scope(
-            m.ModelVersion.objects.select_related("model").order_by(
-                "model__name", "version"
-            ),
-            user,
+            m.ModelVersion.objects.select_related("model"), user
         )
-        self.fields["observed_version"].queryset = versions
-        self.fields["approved_version"].queryset = versions
-        self.fields["system"].queryset = permissions.scope(
-            m.System.objects.order_by("name"), user
+        # Suggest only the chosen model's versions.
+        self._lookup(
+            "observed_version", "modelversion", versions, **{"hx-include": "#id_model"}
+        )
+        self._lookup(
+            "approved_version", "modelversion", versions, **{"hx-include": "#id_model"}
+        )
+        self._lookup(
+            "system", "system", permissions.scope(m.System.objects.all(), user)
         )
 
     def clean(self) -> dict:
@@ -214,21 +224,16 @@ class IdentityForm(StyledForm):
             "expires_at",
             "team",
             "owner",
-            "deployments",
         ]
         widgets = {
             "issued_at": _datetime_widget(),
             "rotated_at": _datetime_widget(),
             "last_used_at": _datetime_widget(),
             "expires_at": _datetime_widget(),
-            "deployments": forms.SelectMultiple(attrs={"size": 8}),
         }
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, user=user, **kwargs)
-        self.fields["deployments"].queryset = permissions.scope(
-            m.Deployment.objects.order_by("name"), user
-        )
         # Runproof's own tokens are issued on the tokens page, not typed in here.
         self.fields["kind"].choices = [
             c
@@ -253,9 +258,11 @@ class DependencyForm(StyledForm):
         super().__init__(*args, user=user, **kwargs)
         self.downstream = downstream
         self.instance.downstream = downstream
-        self.fields["upstream"].queryset = permissions.scope(
-            m.Deployment.objects.order_by("name"), user
-        ).exclude(pk=downstream.pk)
+        self._lookup(
+            "upstream",
+            "deployment",
+            permissions.scope(m.Deployment.objects.all(), user),
+        )
         self.fields["upstream"].label = "Depends on (upstream deployment)"
 
     def clean(self) -> dict:
@@ -263,3 +270,17 @@ class DependencyForm(StyledForm):
         if data.get("upstream") and data["upstream"].pk == self.downstream.pk:
             self.add_error("upstream", DEPENDENCY_SELF)
         return data
+
+
+class IdentityBindForm(forms.Form):
+    """Bind an identity to one more deployment it can invoke."""
+
+    deployment = forms.ModelChoiceField(
+        queryset=m.Deployment.objects.none(), label="Deployment"
+    )
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["deployment"]
+        field.queryset = permissions.scope(m.Deployment.objects.all(), user)
+        field.widget = LookupInput("deployment", attrs={"class": "form-control"})

@@ -167,6 +167,47 @@ def dependency_remove(*, actor: User, dependency: m.Dependency) -> None:
     dependency.delete()
 
 
+IDENTITY_ALREADY_BOUND = "This identity can already invoke that deployment."
+IDENTITY_NOT_BOUND = "This identity is not bound to that deployment."
+
+
+@transaction.atomic
+def identity_bind(
+    *, actor: User, identity: m.NonHumanIdentity, deployment: m.Deployment
+) -> None:
+    """Record that `identity` can invoke `deployment` (the owner of the identity decides)."""
+    permissions.require_change(actor, identity)
+    before = snapshot(identity)
+    if deployment.pk in before["deployments"]:
+        raise ValidationError(IDENTITY_ALREADY_BOUND)
+    identity.deployments.add(deployment)
+    change_record(
+        actor=actor,
+        action="nonhumanidentity.bind",
+        target=identity,
+        before=before,
+        after=snapshot(identity),
+    )
+
+
+@transaction.atomic
+def identity_unbind(
+    *, actor: User, identity: m.NonHumanIdentity, deployment: m.Deployment
+) -> None:
+    permissions.require_change(actor, identity)
+    before = snapshot(identity)
+    if deployment.pk not in before["deployments"]:
+        raise ValidationError(IDENTITY_NOT_BOUND)
+    identity.deployments.remove(deployment)
+    change_record(
+        actor=actor,
+        action="nonhumanidentity.unbind",
+        target=identity,
+        before=before,
+        after=snapshot(identity),
+    )
+
+
 # ---------------------------------------------------------------------------
 # API tokens
 # ---------------------------------------------------------------------------

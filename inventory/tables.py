@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from django_tables2.utils import OrderBy, OrderByTuple
 
 from inventory import models as m
+from inventory.templatetags.runproof import status_badge
 
 
 class KeysetTable(tables.Table):
@@ -41,28 +42,11 @@ def _badge(text: str, tone: str) -> str:
     )
 
 
-STATUS_TONES = {
-    "active": "success",
-    "approved": "success",
-    "quarantined": "warning",
-    "withdrawn": "secondary",
-    "pending": "info",
-    "rejected": "danger",
-    "deprecated": "warning",
-    "retired": "secondary",
-    "development": "info",
-    "disabled": "secondary",
-    "revoked": "secondary",
-    "expired": "danger",
-}
-
-
 class StatusColumn(tables.Column):
+    """A choice field as a coloured badge; tables2 hands render() the display text."""
+
     def render(self, value, record, bound_column):
-        display = getattr(
-            record, f"get_{bound_column.accessor}_display", lambda: value
-        )()
-        return _badge(display, STATUS_TONES.get(value, "light"))
+        return status_badge(getattr(record, bound_column.name), value)
 
 
 class TeamTable(KeysetTable):

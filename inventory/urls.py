@@ -44,6 +44,13 @@ for key, plural in PLURALS.items():
         ),
     ]
 urlpatterns += [
+    path("lookup/<str:kind>/", views.lookup, name="lookup"),
+    path("identities/<int:pk>/bind/", views.identity_bind, name="identity_bind"),
+    path(
+        "identities/<int:pk>/deployments/<int:deployment_id>/unbind/",
+        views.identity_unbind,
+        name="identity_unbind",
+    ),
     path(
         "deployments/<int:pk>/dependencies/",
         views.dependency_add,

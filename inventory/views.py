@@ -13,11 +13,12 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
-from django.db.models import Model, ProtectedError, QuerySet, RestrictedError
+from django.db.models import Model, ProtectedError, Q, QuerySet, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
@@ -256,11 +257,7 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
         and permissions.can_create(request.user, spec.model),
     }
     template_name = "inventory/object_list.html"
-    if (
-        request.htmx
-        and not request.htmx.history_restore_request
-        and not request.htmx.boosted
-    ):
+    if request.htmx and not request.htmx.history_restore_request:
         template_name += "#results"
     return render(request, template_name, context)
 
@@ -429,6 +426,11 @@ def identity_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         limit=selectors.RELATED_LIMIT,
         is_runproof_token=identity.kind == m.NonHumanIdentity.Kind.RUNPROOF_TOKEN,
+        bind_form=(
+            forms.IdentityBindForm(user=request.user)
+            if permissions.can_change(request.user, identity)
+            else None
+        ),
     )
     return render(request, "inventory/identity_detail.html", context)
 
@@ -596,3 +598,89 @@ def dependency_remove(
     services.dependency_remove(actor=request.user, dependency=dependency)
     messages.success(request, "Dependency removed.")
     return redirect(deployment.get_absolute_url())
+
+
+@require_POST
+def identity_bind(request: HttpRequest, pk: int) -> HttpResponse:
+    identity = selectors.identity_get_for_user(user=request.user, identity_id=pk)
+    if not permissions.can_change(request.user, identity):
+        raise PermissionDenied
+    form = forms.IdentityBindForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            services.identity_bind(
+                actor=request.user,
+                identity=identity,
+                deployment=form.cleaned_data["deployment"],
+            )
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        else:
+            messages.success(
+                request,
+                f"“{identity}” can now invoke “{form.cleaned_data['deployment']}”.",
+            )
+    else:
+        messages.error(
+            request, "; ".join(e for errs in form.errors.values() for e in errs)
+        )
+    return redirect(identity.get_absolute_url())
+
+
+@require_POST
+def identity_unbind(request: HttpRequest, pk: int, deployment_id: int) -> HttpResponse:
+    identity = selectors.identity_get_for_user(user=request.user, identity_id=pk)
+    if not permissions.can_change(request.user, identity):
+        raise PermissionDenied
+    deployment = identity.deployments.filter(pk=deployment_id).first()
+    if deployment is None:
+        raise Http404
+    services.identity_unbind(
+        actor=request.user, identity=identity, deployment=deployment
+    )
+    messages.success(request, f"“{identity}” no longer bound to “{deployment}”.")
+    return redirect(identity.get_absolute_url())
+
+
+# ---------------------------------------------------------------------------
+# Lookups for LookupInput (type-ahead choices that stay small at any scale)
+# ---------------------------------------------------------------------------
+LOOKUP_LIMIT = 20
+LOOKUPS: dict[str, tuple[Callable[..., QuerySet], tuple[str, ...], str]] = {
+    "aimodel": (selectors.aimodel_list, ("name",), "name"),
+    "modelversion": (
+        selectors.modelversion_list,
+        ("version", "model__name"),
+        "version",
+    ),
+    "system": (selectors.system_list, ("name",), "name"),
+    "deployment": (selectors.deployment_list, ("name", "endpoint"), "name"),
+}
+
+
+@require_GET
+def lookup(request: HttpRequest, kind: str) -> HttpResponse:
+    """<option>s for a LookupInput's datalist: up to 20 visible objects matching the text."""
+    if kind not in LOOKUPS:
+        raise Http404
+    selector, fields, order = LOOKUPS[kind]
+    text = next(
+        (v.strip() for k, v in request.GET.items() if k != "model" and v.strip()), ""
+    )[:100]
+    queryset = selector(user=request.user)
+    model_id = request.GET.get("model", "")
+    if kind == "modelversion" and model_id.isdigit():
+        queryset = queryset.filter(model_id=int(model_id))
+    if text:
+        condition = Q()
+        for name in fields:
+            condition |= Q(**{f"{name}__icontains": text})
+        if text.isdigit():
+            condition |= Q(pk=int(text))
+        queryset = queryset.filter(condition)
+    options = queryset.order_by(order, "pk")[:LOOKUP_LIMIT]
+    return HttpResponse(
+        format_html_join(
+            "", '<option value="{}">{}</option>', ((o.pk, str(o)) for o in options)
+        )
+    )

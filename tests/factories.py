@@ -29,7 +29,12 @@ class UserFactory(DjangoModelFactory):
     def role(self, create, extracted, **kwargs):
         if create and extracted:
             self.groups.add(Group.objects.get_or_create(name=str(extracted))[0])
-            self.save()
+
+    @classmethod
+    def _after_postgeneration(cls, instance, create, results=None):
+        # The hashed password is set by a post-generation hook: store it, with or without a role.
+        if create:
+            instance.save()
 
     @factory.post_generation
     def teams(self, create, extracted, **kwargs):
