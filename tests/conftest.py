@@ -9,6 +9,8 @@ from django.db import connection
 from inventory.roles import Role
 from tests.factories import PASSWORD, TeamFactory, UserFactory
 
+pytest_plugins = ["tests.plugins.services"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):

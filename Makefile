@@ -1,0 +1,61 @@
+# Runproof developer entry points. `make run` works from a clean clone with only Python 3.11.
+#
+#   make run            embedded default: SQLite + filesystem broker, web + Celery worker/beat
+#   make test           the whole suite on SQLite (browser tests included; services tests deselected)
+#   make test-services  the whole suite on PostgreSQL + Redis (services tests included)
+#   make lint           ruff check, ruff format --check, missing migrations
+#   make check-deploy   `check --deploy` with production settings
+#   make bench          the benchmark (see README, "Benchmark")
+#
+# Pass extra arguments with PYTEST_ARGS="-k journey", RUN_ARGS="--port 8001", BENCH_ARGS=...
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstalls only when requirements.lock is newer than the stamp.
+STAMP := $(VENV)/.requirements.lock.installed
+
+SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/runproof
+SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: venv run test test-services lint check-deploy bench lock
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Runproof needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+# Regenerate the lock after changing pyproject.toml's dependencies (needs pip-tools).
+lock:
+	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+
+run: venv
+	$(BIN)/python manage.py run_embedded $(RUN_ARGS)
+
+# SQLite whatever the shell exports, so `make test` means the same thing everywhere.
+test: venv
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+test-services: venv
+	DATABASE_URL="$${DATABASE_URL:-$(SERVICES_DATABASE_URL)}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(SERVICES_BROKER_URL)}" \
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py makemigrations --check --dry-run
+
+check-deploy: venv
+	RUNPROOF_MODE=production \
+	SECRET_KEY="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(48))')" \
+	ALLOWED_HOSTS=runproof.example.com \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+bench: venv
+	$(BIN)/python manage.py bench $(BENCH_ARGS)
