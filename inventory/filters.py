@@ -11,7 +11,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inventory import models as m
-from inventory import permissions
+from inventory import permissions, selectors
+from inventory.widgets import LookupInput, describe_choice
 
 STALE_AFTER_DAYS = 90
 
@@ -41,7 +42,21 @@ class BaseFilter(df.FilterSet):
                 m.Team.objects.all(), user
             )
         if "owner" in self.filters and user is not None:
-            self.form.fields["owner"].queryset = _visible_people(user)
+            # Thousands of people: a type-ahead, not a <select> of everyone.
+            field = self.form.fields["owner"]
+            field.queryset = selectors.person_list(user=user)
+            field.widget = LookupInput(
+                "user",
+                attrs={
+                    "class": "form-control form-control-sm",
+                    "id": "filter-owner",
+                    "placeholder": "Any",
+                },
+            )
+            raw = (
+                self.data.get(self.form.add_prefix("owner")) if self.is_bound else None
+            )
+            field.widget.current_label = describe_choice(field, raw)
 
     def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()[:200]
@@ -51,13 +66,6 @@ class BaseFilter(df.FilterSet):
         for field in self.search_fields:
             condition |= Q(**{f"{field}__icontains": value})
         return queryset.filter(condition)
-
-
-def _visible_people(user) -> QuerySet:
-    people = get_user_model().objects.filter(is_active=True).order_by("username")
-    if permissions.reads_all(user):
-        return people
-    return people.filter(teams__in=permissions.team_ids(user)).distinct()
 
 
 BOOL_CHOICES = (("true", "Yes"), ("false", "No"))

@@ -10,8 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from inventory import models as m
-from inventory import permissions
-from inventory.filters import _visible_people
+from inventory import permissions, selectors
 from inventory.widgets import LookupInput, describe_choice
 
 VERSION_OF_OTHER_MODEL = "This version belongs to another model."
@@ -41,8 +40,7 @@ class StyledForm(forms.ModelForm):
                 self.fields["team"].required = True
                 self.fields["team"].empty_label = None
         if "owner" in self.fields:
-            self.fields["owner"].queryset = _visible_people(user)
-            self.fields["owner"].label_from_instance = lambda u: u.get_username()
+            self._lookup("owner", "user", selectors.person_list(user=user))
 
     def _lookup(self, name: str, kind: str, queryset, **attrs) -> None:
         """Give a foreign key a type-ahead input instead of a <select> of every row."""

@@ -33,7 +33,8 @@ class KeysetPage:
         return self.prev_cursor is not None
 
 
-def _encode(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
+    """A cursor for (sort value, id), as the pages' links carry it."""
     return (
         base64.urlsafe_b64encode(json.dumps(values, default=str).encode())
         .decode()
@@ -90,7 +91,9 @@ def keyset_paginate(
     if cursor is not None:
         value, pk = model_field.to_python(cursor[0]), cursor[1]
         op = "lt" if walk_desc else "gt"
-        qs = qs.filter(
+        # The first, redundant bound (>= / <=) is what lets the (field, id) index start at
+        # the cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
+        qs = qs.filter(**{f"{field}__{op}e": value}).filter(
             Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
         )
     rows = list(qs[: per_page + 1])
@@ -103,7 +106,7 @@ def keyset_paginate(
         value = row
         for part in field.split("__"):
             value = getattr(value, part)
-        return _encode(
+        return encode_cursor(
             [
                 model_field.get_prep_value(value)
                 if not hasattr(value, "isoformat")

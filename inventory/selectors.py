@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -146,3 +147,11 @@ def apitoken_get(*, token_id: int) -> m.APIToken:
     if token is None:
         raise Http404
     return token
+
+
+def person_list(*, user: User) -> QuerySet:
+    """People the user may pick as an owner: everyone for read-all roles, else their teams'."""
+    people = get_user_model().objects.filter(is_active=True).order_by("username")
+    if permissions.reads_all(user):
+        return people
+    return people.filter(teams__in=permissions.team_ids(user)).distinct()

@@ -655,6 +655,12 @@ LOOKUPS: dict[str, tuple[Callable[..., QuerySet], tuple[str, ...], str]] = {
     ),
     "system": (selectors.system_list, ("name",), "name"),
     "deployment": (selectors.deployment_list, ("name", "endpoint"), "name"),
+    "team": (selectors.team_list, ("name", "slug"), "name"),
+    "user": (
+        selectors.person_list,
+        ("username", "first_name", "last_name", "email"),
+        "username",
+    ),
 }
 
 

@@ -50,7 +50,7 @@ def test_lookup_is_bounded_and_rejects_unknown_kinds(client, admin_user, team_a)
         reverse("inventory:lookup", args=["deployment"]), {"q": "dep"}
     ).content.decode()
     assert body.count("<option") == 20
-    assert client.get(reverse("inventory:lookup", args=["user"])).status_code == 404
+    assert client.get(reverse("inventory:lookup", args=["secret"])).status_code == 404
 
 
 @pytest.mark.django_db

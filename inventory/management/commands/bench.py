@@ -31,7 +31,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from inventory import demo, selectors, services
 from inventory import models as m
 from inventory.bench_urls import FLOOR_PATH
-from inventory.pagination import _encode as encode_cursor
+from inventory.pagination import encode_cursor
 from inventory.views import SPECS
 
 QUICK_SCALE = (60, 200, 600)
