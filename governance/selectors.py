@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, CharField, Count, F, Q, QuerySet, Value, When
+from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -110,7 +110,9 @@ def _stale_condition(now: Any) -> Q:
 
 
 def dashboard_figures(*, user: User) -> dict[str, Any]:
-    """Headline counts and chart series, scoped to the user. Six queries, whatever the data.
+    """Headline counts and chart series, scoped to the user. Four queries, whatever the data:
+    one pass over models, two over deployments (by environment and exposure, by team) and one
+    over identities; each headline is a conditional count inside the grouped pass.
 
     Deployment figures count active deployments only: withdrawn ones no longer answer.
     """
@@ -124,50 +126,80 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
     lifecycle = {
         row["lifecycle"]: row["n"] for row in models.annotate(n=Count("pk")).order_by()
     }
-    deployment_counts = deployments.aggregate(
-        active=Count("pk"),
-        production=Count(
-            "pk", filter=Q(environment=m.Deployment.Environment.PRODUCTION)
-        ),
-        external=Count("pk", filter=Q(exposure=m.Deployment.Exposure.EXTERNAL)),
-        drift=Count("pk", filter=DRIFT),
-        ownerless=Count("pk", filter=Q(owner__isnull=True)),
+
+    deployment_groups = list(
+        deployments.values("environment", "exposure")
+        .annotate(
+            n=Count("pk"),
+            drift=Count("pk", filter=DRIFT),
+            ownerless=Count("pk", filter=Q(owner__isnull=True)),
+        )
+        .order_by()
     )
     env_exposure = {
-        (row["environment"], row["exposure"]): row["n"]
-        for row in deployments.values("environment", "exposure")
-        .annotate(n=Count("pk"))
-        .order_by()
+        (row["environment"], row["exposure"]): row["n"] for row in deployment_groups
+    }
+    deployment_counts = {
+        "active": sum(row["n"] for row in deployment_groups),
+        "production": sum(
+            row["n"]
+            for row in deployment_groups
+            if row["environment"] == m.Deployment.Environment.PRODUCTION
+        ),
+        "external": sum(
+            row["n"]
+            for row in deployment_groups
+            if row["exposure"] == m.Deployment.Exposure.EXTERNAL
+        ),
+        "drift": sum(row["drift"] for row in deployment_groups),
+        "ownerless": sum(row["ownerless"] for row in deployment_groups),
     }
     by_team = list(
         deployments.values("team_id", "team__name")
         .annotate(n=Count("pk"))
         .order_by("-n", "team__name")[:TOP_TEAMS]
     )
-    identity_counts = identities.aggregate(
-        active=Count("pk", filter=ACTIVE_IDENTITY),
-        ownerless=Count(
-            "pk", filter=ACTIVE_IDENTITY & Q(owner__isnull=True, team__isnull=True)
-        ),
-        stale=Count("pk", filter=_stale_condition(now)),
+
+    # One pass over identities as a single-row aggregate: a GROUP BY on the age expression
+    # makes PostgreSQL sort every row (it cannot estimate the groups), which the bench measured
+    # at 250 ms for 250,000 identities; conditional counts need no sort.
+    previous: Q | None = None
+    bucket_conditions: dict[str, Q] = {}
+    for key, _, days in AGE_BUCKETS:
+        if key == "unknown":
+            condition = Q(issued_at__isnull=True)
+        elif days is None:
+            condition = Q(issued_at__lte=now - timedelta(days=365))
+        else:
+            condition = Q(issued_at__gt=now - timedelta(days=days))
+            if previous is not None:
+                condition &= ~previous
+            previous = Q(issued_at__gt=now - timedelta(days=days))
+        bucket_conditions[key] = condition
+    counts = {
+        f"age__{key}__{status}": Count("pk", filter=condition & Q(status=status))
+        for key, condition in bucket_conditions.items()
+        for status in m.NonHumanIdentity.Status.values
+    }
+    counts["ownerless"] = Count(
+        "pk", filter=ACTIVE_IDENTITY & Q(owner__isnull=True, team__isnull=True)
     )
-    # First match wins, so the youngest bucket is tested first.
-    bucket = Case(
-        When(issued_at__isnull=True, then=Value("unknown")),
-        *[
-            When(issued_at__gt=now - timedelta(days=days), then=Value(key))
-            for key, _, days in AGE_BUCKETS
-            if days is not None
-        ],
-        default=Value("gt365"),
-        output_field=CharField(),
-    )
+    counts["stale"] = Count("pk", filter=_stale_condition(now))
+    totals = identities.aggregate(**counts)
     ages = {
-        (row["bucket"], row["status"]): row["n"]
-        for row in identities.annotate(bucket=bucket)
-        .values("bucket", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
+        (key, status): totals[f"age__{key}__{status}"]
+        for key in bucket_conditions
+        for status in m.NonHumanIdentity.Status.values
+        if totals[f"age__{key}__{status}"]
+    }
+    identity_counts = {
+        "active": sum(
+            n
+            for (key, status), n in ages.items()
+            if status == m.NonHumanIdentity.Status.ACTIVE
+        ),
+        "ownerless": totals["ownerless"],
+        "stale": totals["stale"],
     }
     return {
         "lifecycle": lifecycle,

@@ -7,12 +7,12 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from governance.models import AuditEvent
-from inventory.tables import KeysetTable
+from inventory.tables import KeysetTable, WhenColumn
 
 
 class AuditEventTable(KeysetTable):
     seq = tables.Column(verbose_name="#", orderable=True)
-    occurred_at = tables.DateTimeColumn(verbose_name="When (UTC)", format="Y-m-d H:i:s")
+    occurred_at = WhenColumn(verbose_name="When (UTC)", fmt="%Y-%m-%d %H:%M:%S")
     actor_label = tables.Column(verbose_name="Actor")
     action = tables.Column()
     object_repr = tables.Column(verbose_name="Object", empty_values=())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_tables2 as tables
 from django.utils.html import format_html
 from django_tables2.utils import OrderBy, OrderByTuple
@@ -42,6 +44,17 @@ def _badge(text: str, tone: str) -> str:
     )
 
 
+class WhenColumn(tables.Column):
+    """A UTC timestamp. Cheaper than DateTimeColumn, which renders a template per cell."""
+
+    def __init__(self, *args, fmt: str = "%Y-%m-%d %H:%M", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fmt = fmt
+
+    def render(self, value):
+        return value.astimezone(dt.UTC).strftime(self.fmt)
+
+
 class StatusColumn(tables.Column):
     """A choice field as a coloured badge; tables2 hands render() the display text."""
 
@@ -65,8 +78,9 @@ class AIModelTable(KeysetTable):
     lifecycle = StatusColumn()
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=(), verbose_name="Owner")
-    updated_at = tables.DateTimeColumn(
-        orderable=True, verbose_name="Updated", format="Y-m-d H:i"
+    updated_at = WhenColumn(
+        orderable=True,
+        verbose_name="Updated",
     )
 
     class Meta(KeysetTable.Meta):
@@ -94,10 +108,8 @@ class ModelVersionTable(KeysetTable):
     version = tables.Column(linkify=True, orderable=True)
     approval = StatusColumn()
     digest = tables.Column()
-    approved_at = tables.DateTimeColumn(format="Y-m-d")
-    created_at = tables.DateTimeColumn(
-        orderable=True, verbose_name="Registered", format="Y-m-d"
-    )
+    approved_at = WhenColumn(fmt="%Y-%m-%d")
+    created_at = WhenColumn(orderable=True, verbose_name="Registered", fmt="%Y-%m-%d")
 
     class Meta(KeysetTable.Meta):
         model = m.ModelVersion
@@ -141,8 +153,9 @@ class DeploymentTable(KeysetTable):
     status = StatusColumn()
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
-    last_seen_at = tables.DateTimeColumn(
-        orderable=True, verbose_name="Last seen", format="Y-m-d H:i"
+    last_seen_at = WhenColumn(
+        orderable=True,
+        verbose_name="Last seen",
     )
 
     class Meta(KeysetTable.Meta):
@@ -193,11 +206,12 @@ class IdentityTable(KeysetTable):
     status = StatusColumn()
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
-    issued_at = tables.DateTimeColumn(verbose_name="Issued", format="Y-m-d")
-    last_used_at = tables.DateTimeColumn(verbose_name="Last used", format="Y-m-d")
-    expires_at = tables.DateTimeColumn(verbose_name="Expires", format="Y-m-d")
-    updated_at = tables.DateTimeColumn(
-        orderable=True, verbose_name="Updated", format="Y-m-d H:i"
+    issued_at = WhenColumn(verbose_name="Issued", fmt="%Y-%m-%d")
+    last_used_at = WhenColumn(verbose_name="Last used", fmt="%Y-%m-%d")
+    expires_at = WhenColumn(verbose_name="Expires", fmt="%Y-%m-%d")
+    updated_at = WhenColumn(
+        orderable=True,
+        verbose_name="Updated",
     )
 
     class Meta(KeysetTable.Meta):

@@ -20,6 +20,14 @@ def _fast_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """The dashboard keeps its figures in the cache; no test may see another's."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _audit_maintenance(request):
     """Transactional tests end with a TRUNCATE of every table; on PostgreSQL the audit trigger
     allows that only in a session that asked for maintenance."""

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -196,9 +197,33 @@ def test_query_count_does_not_grow_with_deployments(
     client.force_login(user)
     client.get(URL)  # the first request stamps the session (idle timeout)
     _build(3, team_a, user)
+    cache.clear()  # measure the counting, not the cached figures
     with CaptureQueriesContext(connection) as few:
         assert client.get(URL).context["headlines"][1].value == 3
     _build(30, team_a, user)
+    cache.clear()
     with django_assert_max_num_queries(len(few)):
         assert client.get(URL).context["headlines"][1].value == 33
     assert len(few) <= 10
+
+
+@pytest.mark.django_db
+def test_figures_are_kept_for_a_minute_per_scope(
+    client, owner, admin_user, team_a, team_b
+):
+    _build(2, team_a, owner)
+    client.force_login(owner)
+    first = client.get(URL)
+    assert first.context["headlines"][1].value == 2
+    _build(5, team_a, owner)
+    again = client.get(
+        URL
+    )  # within the minute: the same figures, and the page says when
+    assert again.context["headlines"][1].value == 2
+    assert again.context["counted_at"] == first.context["counted_at"]
+    assert "recounted every minute" in again.content.decode()
+    client.force_login(admin_user)  # another scope counts afresh
+    assert client.get(URL).context["headlines"][1].value == 7
+    cache.clear()
+    client.force_login(owner)
+    assert client.get(URL).context["headlines"][1].value == 7
