@@ -87,6 +87,9 @@ class ModelVersionViewSet(InventoryViewSet):
     detail_selector = staticmethod(selectors.modelversion_get_for_user)
     detail_id_kwarg = "version_id"
 
+    def prefetch(self, queryset: QuerySet) -> QuerySet:
+        return queryset.select_related("approved_by")
+
 
 class SystemViewSet(InventoryViewSet):
     """Systems: the applications, workflows and agents that invoke models."""
@@ -108,6 +111,10 @@ class DeploymentViewSet(InventoryViewSet):
     list_selector = staticmethod(selectors.deployment_list)
     detail_selector = staticmethod(selectors.deployment_get_for_user)
     detail_id_kwarg = "deployment_id"
+
+    def prefetch(self, queryset: QuerySet) -> QuerySet:
+        # The serializer shows these too; the pages' list does not need them.
+        return queryset.select_related("approved_version", "system")
 
 
 class IdentityViewSet(InventoryViewSet):
