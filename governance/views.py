@@ -24,7 +24,7 @@ from governance.models import AuditEvent
 from inventory import permissions
 from inventory import selectors as inventory_selectors
 from inventory.csv_export import csv_stream
-from inventory.pagination import keyset_paginate, parse_sort
+from inventory.pagination import paginate_table, parse_sort
 from inventory.snapshots import diff
 
 AUDIT_SORTS = {"seq": "seq"}
@@ -73,15 +73,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             queryset.order_by(f"-{sort_field}" if descending else sort_field)
         )
 
-    page = keyset_paginate(
+    page, table = paginate_table(
+        request,
         queryset,
+        table_class=tables.AuditEventTable,
+        alias=alias,
         field=sort_field,
         descending=descending,
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
-    table = tables.AuditEventTable(
-        page.rows, page=page, order_by=("-" if descending else "") + alias
     )
     context = {
         "filter": filterset,

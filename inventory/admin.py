@@ -164,8 +164,29 @@ class NonHumanIdentityAdmin(AuditedAdmin):
     list_select_related = ["team", "owner"]
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records that are written only through their own services (tokens, audit events)."""
+
+    show_full_result_count = False
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return permissions.is_admin(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(m.APIToken)
-class APITokenAdmin(admin.ModelAdmin):
+class APITokenAdmin(ReadOnlyAdmin):
     """Read-only here: tokens are issued and revoked on the API tokens page, which shows the
     secret once and records both actions."""
 
@@ -182,18 +203,3 @@ class APITokenAdmin(admin.ModelAdmin):
         f.name for f in m.APIToken._meta.fields if f.name != "token_hash"
     ]
     exclude = ["token_hash"]
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return permissions.is_admin(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return permissions.is_admin(request.user)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -26,7 +26,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
 from inventory.csv_export import csv_stream
-from inventory.pagination import keyset_paginate, parse_sort
+from inventory.pagination import paginate_table, parse_sort
 
 FORM_INVALID = "Please correct the errors below."
 
@@ -241,15 +241,13 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
         )
         return _csv_response(spec, ordered)
 
-    page = keyset_paginate(
+    page, table = paginate_table(
+        request,
         queryset,
+        table_class=spec.table,
+        alias=alias,
         field=sort_field,
         descending=descending,
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
-    table = spec.table(
-        page.rows, page=page, order_by=("-" if descending else "") + alias
     )
     context = {
         "spec": spec,
