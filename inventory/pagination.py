@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import F, Model, Q, QuerySet
 
 DEFAULT_PER_PAGE = 50
@@ -79,6 +80,13 @@ def keyset_paginate(
     """
     model_field = _resolve_field(queryset.model, field)
     cursor = _decode(before) if before else _decode(after) if after else None
+    if cursor is not None:
+        # A cursor is user input: one that does not fit the field (forged, or from another
+        # sort) starts from the first page rather than failing.
+        try:
+            cursor = [model_field.to_python(cursor[0]), int(cursor[1])]
+        except (ValidationError, TypeError, ValueError, OverflowError):
+            cursor = None
     backwards = bool(before and cursor)
 
     # Walking backwards reads the reversed order and flips the rows afterwards.
@@ -89,7 +97,7 @@ def keyset_paginate(
     ]
     qs = queryset.order_by(*order)
     if cursor is not None:
-        value, pk = model_field.to_python(cursor[0]), cursor[1]
+        value, pk = cursor
         op = "lt" if walk_desc else "gt"
         # The first, redundant bound (>= / <=) is what lets the (field, id) index start at
         # the cursor; the OR alone makes PostgreSQL scan from the beginning of the index.

@@ -254,3 +254,20 @@ def test_csv_export_follows_filters_and_defuses_formulas(client, admin_user, tea
     )
     assert rows[0][:3] == ["id", "name", "model"]
     assert [r[1] for r in rows[1:]] == ['\'=HYPERLINK("http://evil")']
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "cursor",
+    ["WyJub3QtYS1kYXRlIiwgMV0", "WyJ4IiwgInkiXQ", "WzEsMl0", "%%%", "W251bGwsIG51bGxd"],
+)
+def test_forged_cursors_fall_back_to_the_first_page(client, admin_user, team_a, cursor):
+    """["not-a-date", 1], ["x", "y"], [1, 2], junk and [null, null] all answer the first page."""
+    client.force_login(admin_user)
+    DeploymentFactory(model=AIModelFactory(team=team_a), name="only-one")
+    for sort in ("-last_seen_at", "name"):
+        response = client.get(
+            reverse("inventory:deployment_list") + f"?sort={sort}&after={cursor}"
+        )
+        assert response.status_code == 200
+        assert "only-one" in response.content.decode()
