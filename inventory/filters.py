@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from inventory import models as m
 from inventory import permissions, selectors
-from inventory.widgets import LookupInput, describe_choice
+from inventory.widgets import LookupInput, describe_choice, use_fast_select
 
 STALE_AFTER_DAYS = 90
 
@@ -37,6 +37,8 @@ class BaseFilter(df.FilterSet):
             widget.attrs.setdefault("id", f"filter-{name}")
             if isinstance(field, forms.ModelChoiceField):
                 field.empty_label = "Any"
+            # Before the querysets below: setting one refreshes the current widget's choices.
+            use_fast_select(field)
         if "team" in self.filters and user is not None:
             self.form.fields["team"].queryset = permissions.scope(
                 m.Team.objects.all(), user

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 
 from inventory import models as m
 from inventory import permissions, selectors
-from inventory.widgets import LookupInput, describe_choice
+from inventory.widgets import LookupInput, describe_choice, use_fast_select
 
 VERSION_OF_OTHER_MODEL = "This version belongs to another model."
 SCOPES_INVALID = "List scopes separated by commas or new lines."
@@ -34,6 +34,8 @@ class StyledForm(forms.ModelForm):
                 widget.attrs.setdefault("class", "form-select")
             else:
                 widget.attrs.setdefault("class", "form-control")
+            # Before any queryset is set below: setting it refreshes the current widget's choices.
+            use_fast_select(field)
         if "team" in self.fields:
             self.fields["team"].queryset = permissions.scope(m.Team.objects.all(), user)
             if not permissions.is_admin(user):
