@@ -172,3 +172,19 @@ def test_find_a_creation_in_the_audit_log(sign_in, owner, team_a, fleet):
     event = page.locator("tr", has_text="deployment.create")
     expect(event).to_have_count(1)
     expect(event).to_contain_text(owner.username)
+
+
+def test_dashboard_draws_its_charts_under_the_strict_csp(sign_in, owner, fleet):
+    """plotly.js from static/, data from a JSON island, no inline script or style: every chart
+    draws and the page fixture fails the test on any CSP violation or console error."""
+    page = sign_in(owner)
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    charts = page.locator(".chart")
+    expect(charts.first.locator("svg.main-svg").first).to_be_visible()
+    assert charts.count() >= 3
+    for index in range(charts.count()):
+        expect(charts.nth(index).locator("svg.main-svg").first).to_be_attached()
+    # A headline links to the list it counts.
+    page.get_by_role("link", name=re.compile("Version drift")).first.click()
+    expect(page).to_have_url(re.compile(r"/inventory/deployments/\?.*risk=drift"))
