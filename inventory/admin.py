@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
@@ -203,3 +205,25 @@ class APITokenAdmin(ReadOnlyAdmin):
         f.name for f in m.APIToken._meta.fields if f.name != "token_hash"
     ]
     exclude = ["token_hash"]
+
+
+# People and their roles: role changes are governance actions, so they are audited too.
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class RunproofUserAdmin(AuditedAdmin, DjangoUserAdmin):
+    """Django's user admin, following Runproof's roles and writing audit events; the
+    snapshot records group (role) membership and never the password hash."""
+
+    list_display = [
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "is_active",
+        "is_staff",
+    ]
+    list_filter = ["is_active", "is_staff", "groups"]

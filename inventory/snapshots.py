@@ -10,9 +10,13 @@ from typing import Any
 from django.db.models import Model
 
 # Many-to-many relations worth recording, as sorted id lists.
-TRACKED_M2M = {"nonhumanidentity": ["deployments"], "team": ["members"]}
+TRACKED_M2M = {
+    "nonhumanidentity": ["deployments"],
+    "team": ["members"],
+    "user": ["groups"],
+}
 # Never written to the audit trail: secrets, and bookkeeping the event's own time already says.
-SKIPPED_FIELDS = {"token_hash", "password", "updated_at"}
+SKIPPED_FIELDS = {"token_hash", "password", "updated_at", "last_login"}
 
 
 def json_safe(value: Any) -> Any:

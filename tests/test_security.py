@@ -192,3 +192,46 @@ def test_audit_events_record_the_client_address(client, owner, team_a):
         REMOTE_ADDR="192.0.2.7",
     )
     assert AuditEvent.objects.get(action="aimodel.update").ip_address == "192.0.2.7"
+
+
+@pytest.mark.django_db
+def test_role_changes_in_admin_are_audited_without_the_password(
+    client, admin_user, owner
+):
+    from django.contrib.auth.models import Group
+
+    client.force_login(admin_user)
+    risk_group = Group.objects.get(name="Risk committee")
+    owner_group = Group.objects.get(name="Model owner")
+    response = client.post(
+        reverse("admin:auth_user_change", args=[owner.pk]),
+        {
+            "username": owner.username,
+            "email": owner.email,
+            "first_name": "",
+            "last_name": "",
+            "is_active": "on",
+            "groups": [owner_group.pk, risk_group.pk],
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    owner.refresh_from_db()
+    assert set(owner.groups.values_list("name", flat=True)) == {
+        "Model owner",
+        "Risk committee",
+    }
+    event = AuditEvent.objects.get(action="user.update", object_id=str(owner.pk))
+    assert event.before["groups"] == [owner_group.pk]
+    assert sorted(event.after["groups"]) == sorted([owner_group.pk, risk_group.pk])
+    assert "password" not in event.after and "last_login" not in event.after
+    assert event.actor_label == "ada"
+
+
+@pytest.mark.django_db
+def test_only_administrators_reach_the_user_admin(client, risk):
+    risk.is_staff = True
+    risk.save()
+    client.force_login(risk)
+    assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
