@@ -201,8 +201,8 @@ def test_role_changes_in_admin_are_audited_without_the_password(
     from django.contrib.auth.models import Group
 
     client.force_login(admin_user)
-    risk_group = Group.objects.get(name="Risk committee")
-    owner_group = Group.objects.get(name="Model owner")
+    risk_group = Group.objects.get_or_create(name="Risk committee")[0]
+    owner_group = Group.objects.get_or_create(name="Model owner")[0]
     response = client.post(
         reverse("admin:auth_user_change", args=[owner.pk]),
         {
