@@ -332,7 +332,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "inventory.api.schema.RunproofAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "inventory.api.errors.exception_handler",
 }

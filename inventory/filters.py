@@ -17,6 +17,21 @@ from inventory.widgets import LookupInput, describe_choice, use_fast_select
 STALE_AFTER_DAYS = 90
 
 
+# The largest id a BIGINT column holds: anything past it fails in the database, not the form.
+MAX_ID = 2**63 - 1
+
+
+class IdFilter(df.NumberFilter):
+    """An object id: a whole number the database can hold (NumberFilter would take -4e58)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
 class BaseFilter(df.FilterSet):
     """Adds free-text search over `search_fields` and Bootstrap widgets."""
 
@@ -111,7 +126,7 @@ class ModelVersionFilter(BaseFilter):
         field_name="model__team", queryset=m.Team.objects.none()
     )
     approval = df.ChoiceFilter(choices=m.ModelVersion.Approval.choices)
-    model = df.NumberFilter(field_name="model_id", widget=forms.HiddenInput)
+    model = IdFilter(field_name="model_id", widget=forms.HiddenInput)
 
     class Meta:
         model = m.ModelVersion
@@ -153,8 +168,8 @@ class DeploymentFilter(BaseFilter):
             ("ownerless", "No owner"),
         ),
     )
-    model = df.NumberFilter(field_name="model_id", widget=forms.HiddenInput)
-    system = df.NumberFilter(field_name="system_id", widget=forms.HiddenInput)
+    model = IdFilter(field_name="model_id", widget=forms.HiddenInput)
+    system = IdFilter(field_name="system_id", widget=forms.HiddenInput)
 
     class Meta:
         model = m.Deployment
@@ -190,7 +205,7 @@ class IdentityFilter(BaseFilter):
             ("retired_model", "Bound to a retired model"),
         ),
     )
-    deployment = df.NumberFilter(field_name="deployments", widget=forms.HiddenInput)
+    deployment = IdFilter(field_name="deployments", widget=forms.HiddenInput)
 
     class Meta:
         model = m.NonHumanIdentity

@@ -676,13 +676,17 @@ def lookup(request: HttpRequest, kind: str) -> HttpResponse:
     )[:100]
     queryset = selector(user=request.user)
     model_id = request.GET.get("model", "")
-    if kind == "modelversion" and model_id.isdigit():
+    if (
+        kind == "modelversion"
+        and model_id.isdigit()
+        and int(model_id) <= filters.MAX_ID
+    ):
         queryset = queryset.filter(model_id=int(model_id))
     if text:
         condition = Q()
         for name in fields:
             condition |= Q(**{f"{name}__icontains": text})
-        if text.isdigit():
+        if text.isdigit() and int(text) <= filters.MAX_ID:
             condition |= Q(pk=int(text))
         queryset = queryset.filter(condition)
     options = queryset.order_by(order, "pk")[:LOOKUP_LIMIT]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
@@ -29,4 +29,6 @@ urlpatterns = [
         name="openapi",
     ),
     *router.urls,
+    # Anything else under /api/v1/ answers in JSON too, never the site's HTML 404 page.
+    re_path(r"^.*$", views.not_found, name="not-found"),
 ]

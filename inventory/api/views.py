@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from django.contrib.auth.decorators import login_not_required
 from django.db.models import Model, Prefetch, QuerySet, prefetch_related_objects
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
+from django.urls import Resolver404, resolve
 from rest_framework import viewsets
 
 from inventory import filters, permissions, selectors
@@ -141,3 +149,20 @@ class IdentityViewSet(InventoryViewSet):
         obj = super().get_object()
         prefetch_related_objects([obj], self._visible_deployments())
         return obj
+
+
+@login_not_required
+def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """JSON 404 for unknown API paths; a missing trailing slash still redirects, as
+    CommonMiddleware would have done without this catch-all."""
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.url_name != "not-found":
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(
+                request.path + "/" + (f"?{query}" if query else "")
+            )
+    return JsonResponse({"detail": "Not found."}, status=404)

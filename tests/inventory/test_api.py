@@ -380,3 +380,42 @@ def test_openapi_document_for_a_signed_in_user(login, auditor):
 
     assert response.status_code == 200
     assert "/api/v1/deployments/" in response.json()["paths"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["99999999999999999999", "-4.1e58", "1.5", "x"])
+def test_api_refuses_ids_the_database_cannot_hold(value, db):
+    """Found by schemathesis: /api/v1/versions/?model=-4.159890393981046e+58 answered 500."""
+    from django.test import Client
+
+    from inventory import services
+
+    _, raw = services.api_token_issue(
+        actor=None, actor_label="test", name="fuzz", scopes=["read"], days=1
+    )
+    client = Client(headers={"Authorization": f"Bearer {raw}"})
+    for path in (
+        "/api/v1/versions/?model=",
+        "/api/v1/deployments/?system=",
+        "/api/v1/identities/?deployment=",
+    ):
+        response = client.get(path + value)
+        assert response.status_code == 400, (path, value, response.content)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/deployments/abc/", "/api/v1/nothing-here/", "/api/v1/models/1/extra"],
+)
+def test_unknown_api_paths_answer_json_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_a_missing_trailing_slash_still_redirects(client):
+    response = client.get("/api/v1/deployments?environment=production")
+    assert response.status_code == 301
+    assert response["Location"] == "/api/v1/deployments/?environment=production"

@@ -271,3 +271,34 @@ def test_forged_cursors_fall_back_to_the_first_page(client, admin_user, team_a, 
         )
         assert response.status_code == 200
         assert "only-one" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?model=99999999999999999999",
+        "?model=-4.1e58",
+        "?model=1.5",
+        "?system=abc",
+        "?team=99999999999999999999",
+        "?owner=-1",
+    ],
+)
+def test_out_of_range_ids_in_filters_are_refused_not_crashed_on(
+    client, admin_user, team_a, query
+):
+    """Found by schemathesis: NumberFilter took -4.1e58 and the database overflowed."""
+    client.force_login(admin_user)
+    DeploymentFactory(model=AIModelFactory(team=team_a))
+    response = client.get(reverse("inventory:deployment_list") + query)
+    assert response.status_code == 200
+    body = client.get(
+        reverse("inventory:identity_list") + query.replace("model", "deployment")
+    )
+    assert body.status_code == 200
+    lookup = client.get(
+        reverse("inventory:lookup", args=["modelversion"]),
+        {"model": "9" * 30, "q": "9" * 30},
+    )
+    assert lookup.status_code == 200
