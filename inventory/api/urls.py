@@ -30,5 +30,5 @@ urlpatterns = [
     ),
     *router.urls,
     # Anything else under /api/v1/ answers in JSON too, never the site's HTML 404 page.
-    re_path(r"^.*$", views.not_found, name="not-found"),
+    re_path(r"^", views.not_found, name="not-found"),  # any rest, newlines included
 ]

@@ -406,7 +406,12 @@ def test_api_refuses_ids_the_database_cannot_hold(value, db):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/deployments/abc/", "/api/v1/nothing-here/", "/api/v1/models/1/extra"],
+    [
+        "/api/v1/deployments/abc/",
+        "/api/v1/nothing-here/",
+        "/api/v1/models/1/extra",
+        "/api/v1/teams/%C3%B0%0A/",  # a newline in the path (schemathesis)
+    ],
 )
 def test_unknown_api_paths_answer_json_404(client, path):
     response = client.get(path)
