@@ -365,3 +365,9 @@ FILTERS_EMPTY_CHOICE_LABEL = "Any"
 RUNPROOF_PAGE_SIZE = 50
 # Key for the HMAC that signs audit-chain checkpoints; defaults to one derived from SECRET_KEY.
 AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
+# Each signed checkpoint is also appended here, outside the database; in production point it
+# at storage the database's administrators cannot rewrite (another host, a WORM mount).
+# Empty turns the copy off.
+AUDIT_CHECKPOINT_FILE = env.str(
+    "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl")
+)

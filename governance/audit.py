@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -140,6 +142,68 @@ def checkpoint_signature(seq: int, hash_: str, taken_at: Any) -> str:
     return hmac.new(checkpoint_key(), message.encode(), hashlib.sha256).hexdigest()
 
 
+class CheckpointFileError(Exception):
+    pass
+
+
+def _file_checkpoints() -> list[AuditCheckpoint]:
+    """The copies written outside the database (AUDIT_CHECKPOINT_FILE), as unsaved rows."""
+    path = settings.AUDIT_CHECKPOINT_FILE
+    if not path or not Path(path).exists():
+        return []
+    found = []
+    with Path(path).open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                found.append(
+                    AuditCheckpoint(
+                        seq=int(data["seq"]),
+                        hash=str(data["hash"]),
+                        taken_at=dt.datetime.fromisoformat(data["taken_at"]),
+                        signature=str(data["signature"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointFileError(
+                    f"checkpoint file line {number} is unreadable"
+                ) from exc
+    return found
+
+
+def _all_checkpoints() -> list[AuditCheckpoint]:
+    """Checkpoints from the table and from the file. Deleting rows from the table removes no
+    evidence: the file's copies are checked all the same."""
+    unique: dict[tuple, AuditCheckpoint] = {}
+    for cp in [*AuditCheckpoint.objects.order_by("seq"), *_file_checkpoints()]:
+        unique.setdefault((cp.seq, cp.hash, cp.signature), cp)
+    return sorted(unique.values(), key=lambda cp: cp.seq)
+
+
+def _append_to_file(checkpoint: AuditCheckpoint) -> None:
+    path = settings.AUDIT_CHECKPOINT_FILE
+    if not path:
+        return
+    line = json.dumps(
+        {
+            "seq": checkpoint.seq,
+            "hash": checkpoint.hash,
+            "taken_at": checkpoint.taken_at.astimezone(dt.UTC).isoformat(
+                timespec="microseconds"
+            ),
+            "signature": checkpoint.signature,
+        },
+        sort_keys=True,
+    )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def audit_chain_verify() -> ChainReport:
     """Walk the whole chain in order; report the first broken link, if any.
 
@@ -149,7 +213,10 @@ def audit_chain_verify() -> ChainReport:
     """
     expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
     hashes_at: dict[int, str] = {}
-    checkpoints = list(AuditCheckpoint.objects.order_by("seq"))
+    try:
+        checkpoints = _all_checkpoints()
+    except CheckpointFileError as exc:
+        return ChainReport(0, 0, ChainProblem(0, str(exc)))
     wanted = {c.seq for c in checkpoints}
     for event in _events():
         count += 1
@@ -214,9 +281,13 @@ def audit_checkpoint_take() -> AuditCheckpoint | None:
     if last is not None and last.seq >= head.seq:
         return None
     taken_at = timezone.now()
-    return AuditCheckpoint.objects.create(
+    checkpoint = AuditCheckpoint.objects.create(
         seq=head.seq,
         hash=head.last_hash,
         taken_at=taken_at,
         signature=checkpoint_signature(head.seq, head.last_hash, taken_at),
     )
+    # A second copy outside the database (point the setting at another host's mount): rows
+    # deleted from the table are still checked from here.
+    _append_to_file(checkpoint)
+    return checkpoint

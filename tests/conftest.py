@@ -13,10 +13,12 @@ pytest_plugins = ["tests.plugins.services"]
 
 
 @pytest.fixture(autouse=True)
-def _fast_hashing(settings):
+def _fast_hashing(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Each test keeps its own copy of the audit checkpoints outside the database.
+    settings.AUDIT_CHECKPOINT_FILE = str(tmp_path / "audit-checkpoints.jsonl")
 
 
 @pytest.fixture(autouse=True)

@@ -240,3 +240,40 @@ def test_postgres_trigger_refuses_orm_update_and_delete(admin_user):
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.all().delete()
     assert AuditEvent.objects.get(seq=1).object_repr == "audited"
+
+
+@tampering
+@pytest.mark.django_db
+def test_checkpoints_outside_the_database_survive_deleted_rows(chain, settings):
+    """Rewrite a suffix and delete every checkpoint row: the file copy still catches it."""
+    from pathlib import Path
+
+    checkpoint = audit_checkpoint_take()
+    lines = Path(settings.AUDIT_CHECKPOINT_FILE).read_text().splitlines()
+    assert len(lines) == 1 and f'"seq": {checkpoint.seq}' in lines[0]
+    _rewrite_from(2, object_repr="nothing to see")
+    AuditCheckpoint.objects.all().delete()
+    report = audit_chain_verify()
+    assert not report.ok
+    assert "differs from the checkpoint" in report.problem.reason
+
+
+@tampering
+@pytest.mark.django_db
+def test_a_truncated_tail_is_caught_by_a_checkpoint(chain):
+    """Deleting the newest events leaves no gap in the chain; the checkpoint past its end shows it."""
+    audit_checkpoint_take()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM governance_auditevent WHERE seq >= %s", [4])
+    report = audit_chain_verify()
+    assert not report.ok and report.problem.seq == 5
+
+
+@pytest.mark.django_db
+def test_an_unreadable_checkpoint_file_is_a_finding(chain, settings):
+    from pathlib import Path
+
+    Path(settings.AUDIT_CHECKPOINT_FILE).write_text('{"seq": 5, "hash": "x"}\n')
+    report = audit_chain_verify()
+    assert not report.ok
+    assert "checkpoint file line 1 is unreadable" in report.problem.reason
