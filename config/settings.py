@@ -244,7 +244,7 @@ CONTENT_SECURITY_POLICY = {
 # Static files
 # ---------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Embedded mode serves static files straight from the source folders (no collectstatic step).
 WHITENOISE_USE_FINDERS = not PRODUCTION

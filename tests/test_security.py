@@ -235,3 +235,34 @@ def test_only_administrators_reach_the_user_admin(client, risk):
     risk.save()
     client.force_login(risk)
     assert client.get(reverse("admin:auth_user_changelist")).status_code == 403
+
+
+def test_production_static_files_collect_with_hashed_names(tmp_path):
+    """Production serves hashed, compressed files through WhiteNoise; every file must survive
+    the manifest's processing (a vendored file pointing at a missing source map would not)."""
+    env = {
+        **os.environ,
+        "RUNPROOF_MODE": "production",
+        "SECRET_KEY": secrets.token_urlsafe(64),
+        "ALLOWED_HOSTS": "runproof.example.com",
+        "DATABASE_URL": "sqlite:///:memory:",
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "RUNPROOF_VAR_DIR": str(tmp_path / "var"),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    manifest = (tmp_path / "static" / "staticfiles.json").read_text()
+    for name in (
+        "vendor/plotly/plotly.min.js",
+        "vendor/bootstrap/bootstrap.min.css",
+        "django_htmx/htmx-2.min.js",
+    ):
+        assert name in manifest
