@@ -1029,7 +1029,8 @@ def seed_demo(
 # ---------------------------------------------------------------------------
 # Internals
 # ---------------------------------------------------------------------------
-SEEDED_MODELS: list[type[Model]] = [
+# The inventory's own tables the seed fills, and with the many-to-many tables, all it writes.
+SEEDED_ENTITIES: tuple[type[Model], ...] = (
     m.Team,
     m.AIModel,
     m.ModelVersion,
@@ -1037,6 +1038,9 @@ SEEDED_MODELS: list[type[Model]] = [
     m.Deployment,
     m.Dependency,
     m.NonHumanIdentity,
+)
+SEEDED_MODELS: list[type[Model]] = [
+    *SEEDED_ENTITIES,
     m.NonHumanIdentity.deployments.through,
     m.Team.members.through,
 ]
@@ -1050,18 +1054,7 @@ def _keep_given_updated_at() -> Iterator[None]:
     length of the seed keeps seeded timestamps deterministic; nothing else saves these models
     during a seed (it runs from a command, before the web server starts).
     """
-    fields = [
-        model._meta.get_field("updated_at")
-        for model in (
-            m.Team,
-            m.AIModel,
-            m.ModelVersion,
-            m.System,
-            m.Deployment,
-            m.Dependency,
-            m.NonHumanIdentity,
-        )
-    ]
+    fields = [model._meta.get_field("updated_at") for model in SEEDED_ENTITIES]
     previous = [f.auto_now for f in fields]
     for f in fields:
         f.auto_now = False

@@ -393,15 +393,7 @@ class Command(BaseCommand):
             version = cursor.fetchone()[0]
         counts = ", ".join(
             f"{model._meta.verbose_name_plural}: {model.objects.count()}"
-            for model in (
-                m.Team,
-                m.AIModel,
-                m.ModelVersion,
-                m.System,
-                m.Deployment,
-                m.Dependency,
-                m.NonHumanIdentity,
-            )
+            for model in demo.SEEDED_ENTITIES
         )
         return (
             f"Database: {connection.vendor} {version}; {os.cpu_count()} CPUs; "
