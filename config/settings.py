@@ -317,7 +317,40 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.tasks.audit_checkpoint",
         "schedule": crontab(minute="7"),
     },
+    # Every 30 s: scheduled syncs that are due, and the reconciler (lost or dead runs).
+    "sync-tick": {
+        "task": "inventory.tasks.sync_tick",
+        "schedule": 30.0,
+    },
 }
+
+# ---------------------------------------------------------------------------
+# Syncs (inventory.sync)
+# ---------------------------------------------------------------------------
+SYNC_BATCH_SIZE = env.int("RUNPROOF_SYNC_BATCH_SIZE", default=1000)
+# A running run whose heartbeat is older than this is presumed dead and run again.
+SYNC_LEASE_SECONDS = env.int("RUNPROOF_SYNC_LEASE_SECONDS", default=300)
+# A queued run the broker has not started after this long is sent again.
+SYNC_RESEND_AFTER_SECONDS = env.int("RUNPROOF_SYNC_RESEND_AFTER_SECONDS", default=120)
+SYNC_MAX_RETRIES = env.int("RUNPROOF_SYNC_MAX_RETRIES", default=5)
+SYNC_RETRY_BASE_SECONDS = env.int("RUNPROOF_SYNC_RETRY_BASE_SECONDS", default=30)
+SYNC_RETRY_MAX_SECONDS = env.int("RUNPROOF_SYNC_RETRY_MAX_SECONDS", default=1800)
+# Timeout for each HTTP call a connector makes to its source.
+SYNC_HTTP_TIMEOUT = env.float("RUNPROOF_SYNC_HTTP_TIMEOUT", default=30.0)
+# Source secrets are encrypted with this Fernet key, or one derived from SECRET_KEY.
+RUNPROOF_SECRETS_KEY = env.str("RUNPROOF_SECRETS_KEY", default="")
+# Uploaded source files (kubectl exports, credential reports) and their size limit.
+MEDIA_ROOT = Path(env.str("RUNPROOF_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_URL = "/media/"  # never served: uploads are read by the sync only
+SOURCE_UPLOAD_MAX_BYTES = env.int(
+    "RUNPROOF_SOURCE_UPLOAD_MAX_BYTES", default=512 * 1024 * 1024
+)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# OTLP/HTTP receiver (/v1/traces): body limits before and after inflating.
+OTLP_MAX_BODY_BYTES = env.int("RUNPROOF_OTLP_MAX_BODY_BYTES", default=8 * 1024 * 1024)
+OTLP_MAX_INFLATED_BYTES = env.int(
+    "RUNPROOF_OTLP_MAX_INFLATED_BYTES", default=32 * 1024 * 1024
+)
 
 # ---------------------------------------------------------------------------
 # REST API

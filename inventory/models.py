@@ -29,6 +29,17 @@ class Sourced(models.Model):
 
     source = models.CharField(max_length=100, default=MANUAL_SOURCE, db_index=True)
     external_id = models.CharField(max_length=500, null=True, blank=True, default=None)
+    # Kept by syncs: a digest of what the source last said (to tell "unchanged" apart
+    # from "updated" without comparing every field), when it last said it, and when it
+    # stopped reporting the record. Gone rows are kept, never deleted.
+    content_hash = models.CharField(max_length=64, blank=True, editable=False)
+    seen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    gone_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When its source stopped reporting it.",
+    )
 
     class Meta:
         abstract = True
@@ -149,6 +160,13 @@ class ModelVersion(TimeStamped, Sourced):
         blank=True,
         help_text='Approved behaviour bounds, e.g. {"max_error_rate": 0.02, "max_p95_latency_ms": 800}.',
     )
+    # What the registry says of it, as last synced (empty for versions typed in).
+    run_id = models.CharField(max_length=200, blank=True)
+    registry_status = models.CharField(
+        max_length=50, blank=True, help_text="e.g. READY, or a legacy stage."
+    )
+    aliases = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["model__name", "-created_at"]
@@ -420,6 +438,14 @@ class NonHumanIdentity(TimeStamped, Sourced):
         related_name="identities",
         help_text="Deployments this identity can invoke.",
     )
+    model = models.ForeignKey(
+        AIModel,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="identities",
+        help_text="The model this credential exists for (from tags, metadata or naming rules).",
+    )
 
     class Meta:
         verbose_name = "non-human identity"
@@ -482,3 +508,303 @@ class APIToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+
+# ---------------------------------------------------------------------------
+# Sources, sync runs and what they bring in
+# ---------------------------------------------------------------------------
+class DataSource(TimeStamped):
+    """A system Runproof reads the inventory from: a registry, a runtime, a credential store.
+
+    `config` holds the settings that may be shown back (URLs, names, rules); `secrets_encrypted` holds
+    tokens and passwords, encrypted (inventory.sync.secrets), never shown back. A secret may
+    also be the name of an environment variable (`env:NAME`), read when the sync runs.
+    """
+
+    class Kind(models.TextChoices):
+        MLFLOW = "mlflow", "MLflow Model Registry"
+        OTLP = "otlp", "OpenTelemetry traces (OTLP)"
+        KUBERNETES = "kubernetes", "Kubernetes (Deployments, KServe, Seldon)"
+        AWS_IAM = "aws_iam", "AWS IAM credential report"
+        VAULT = "vault", "HashiCorp Vault / OpenBao tokens"
+        GCP_KEYS = "gcp_keys", "GCP service-account keys (JSON export)"
+        GITHUB_TOKENS = "github_tokens", "GitHub tokens and OAuth apps (JSON export)"
+        CICD = "cicd", "CI/CD deployment events"
+
+    class Health(models.TextChoices):
+        UNKNOWN = "unknown", "Not synced yet"
+        HEALTHY = "healthy", "Healthy"
+        DEGRADED = "degraded", "Degraded (records skipped)"
+        FAILING = "failing", "Failing"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=30, choices=Kind.choices, db_index=True)
+    enabled = models.BooleanField(default=True)
+    config = models.JSONField(
+        default=dict, blank=True, help_text="Settings that may be shown back."
+    )
+    secrets_encrypted = models.TextField(blank=True, editable=False)
+    schedule_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="Minutes between scheduled syncs; 0 syncs only on demand (or on push).",
+    )
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sources",
+        help_text="Team given to new records this source brings in, if any.",
+    )
+    health = models.CharField(
+        max_length=20, choices=Health.choices, default=Health.UNKNOWN, db_index=True
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["name", "id"], name="datasource_name_id")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:source_detail", args=[self.pk])
+
+    @property
+    def source_label(self) -> str:
+        """What rows this source brings in carry in their `source` column."""
+        return f"{self.kind}:{self.pk}"
+
+
+class SyncRun(models.Model):
+    """One sync of one source, recorded before it is sent to the broker.
+
+    The database, not the broker, says which runs were asked for: a run stays QUEUED until
+    a worker claims it, and the reconciler re-sends queued runs the broker lost and
+    re-queues running ones whose worker stopped sending heartbeats.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Succeeded, records skipped"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "Schedule"
+        MANUAL = "manual", "Sync now"
+        WEBHOOK = "webhook", "Webhook"
+        API = "api", "API"
+        COMMAND = "command", "Command"
+        UPLOAD = "upload", "Uploaded file"
+        RETRY = "retry", "Retry"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    source = models.ForeignKey(
+        DataSource, on_delete=models.CASCADE, related_name="runs"
+    )
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    dry_run = models.BooleanField(default=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    not_before = models.DateTimeField(
+        default=timezone.now, help_text="A retry waits until then (backoff)."
+    )
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_count = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(
+        default=0, help_text="Times a worker claimed this run."
+    )
+    retry_number = models.PositiveIntegerField(default=0)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    upload = models.FileField(upload_to="source-uploads/%Y/%m/", blank=True)
+    phase = models.CharField(max_length=40, blank=True)
+    expected = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Records expected (the last run's count)."
+    )
+    seen = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    gone = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the run failed, if it did.")
+    changes = models.JSONField(
+        default=list, blank=True, help_text="A sample of what changed (or would)."
+    )
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            # One queued-or-running run per source (a dry run may sit beside it): asking
+            # twice gets the same run, and two workers never sync one source at once.
+            models.UniqueConstraint(
+                fields=["source", "dry_run"],
+                condition=Q(status__in=["queued", "running"]),
+                name="syncrun_one_active_per_source",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["source", "-requested_at"], name="syncrun_source_time"
+            ),
+            models.Index(fields=["status", "not_before"], name="syncrun_status_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} run {self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("inventory:syncrun_detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def progress_percent(self) -> int | None:
+        """How far through the run is, when the last run told how many records to expect."""
+        if self.status not in self.ACTIVE:
+            return 100
+        if not self.expected:
+            return None
+        return min(99, int(100 * self.seen / self.expected))
+
+
+class SyncError(models.Model):
+    """A record a run skipped, and why. The run goes on; the error stays with it."""
+
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.CASCADE, related_name="error_rows"
+    )
+    external_id = models.CharField(max_length=500, blank=True)
+    reason = models.TextField()
+    excerpt = models.TextField(blank=True, help_text="The start of the record as sent.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.external_id or 'record'}: {self.reason[:80]}"
+
+
+class UsageHour(models.Model):
+    """Calls to one deployment by one caller in one hour, aggregated from trace spans.
+
+    Raw spans are not stored. The caller is the calling service (`service.name`) and the
+    end user it reported (`enduser.id` / `user.id`), as the telemetry names them.
+    """
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="usage"
+    )
+    hour = models.DateTimeField()
+    caller_service = models.CharField(max_length=200, blank=True)
+    caller_user = models.CharField(max_length=200, blank=True)
+    identity = models.ForeignKey(
+        NonHumanIdentity,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="usage",
+        help_text="The identity whose name matches the calling service, if known.",
+    )
+    operation = models.CharField(max_length=50, blank=True)
+    response_model = models.CharField(max_length=200, blank=True)
+    calls = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    duration_ms_total = models.FloatField(default=0)
+    duration_ms_max = models.FloatField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "deployment",
+                    "hour",
+                    "caller_service",
+                    "caller_user",
+                    "operation",
+                    "response_model",
+                ],
+                name="usagehour_unique_bucket",
+            )
+        ]
+        indexes = [models.Index(fields=["hour", "id"], name="usagehour_hour_id")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.hour:%Y-%m-%d %H}:00 {self.calls} calls"
+
+    @property
+    def mean_duration_ms(self) -> float:
+        return self.duration_ms_total / self.calls if self.calls else 0.0
+
+
+class DeploymentEvent(models.Model):
+    """A CI/CD pipeline's word that it deployed model M version V to E at endpoint X."""
+
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    model_name = models.CharField(max_length=200)
+    version = models.CharField(max_length=100)
+    environment = models.CharField(max_length=20)
+    endpoint = models.CharField(max_length=500)
+    deployment_name = models.CharField(max_length=200, blank=True)
+    commit = models.CharField(max_length=100, blank=True)
+    pipeline = models.CharField(max_length=200, blank=True)
+    pipeline_run = models.CharField(max_length=500, blank=True)
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    deployment = models.ForeignKey(
+        Deployment, null=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    sent_by = models.ForeignKey(
+        NonHumanIdentity,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="deployment_events",
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.version} → {self.environment} {self.endpoint}"

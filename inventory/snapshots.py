@@ -16,7 +16,15 @@ TRACKED_M2M = {
     "user": ["groups"],
 }
 # Never written to the audit trail: secrets, and bookkeeping the event's own time already says.
-SKIPPED_FIELDS = {"token_hash", "password", "updated_at", "last_login"}
+SKIPPED_FIELDS = {
+    "token_hash",
+    "password",
+    "updated_at",
+    "last_login",
+    "secrets_encrypted",
+    "content_hash",
+    "seen_at",
+}
 
 
 def json_safe(value: Any) -> Any:
