@@ -19,7 +19,12 @@ STAMP := $(VENV)/.requirements.lock.installed
 SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/runproof
 SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: venv run test test-services lint check-deploy bench lock
+# A separate venv holds the MLflow server the connector tests start (pinned, hashed lock):
+# its dependencies are not Runproof's, and Runproof itself talks to MLflow over plain REST.
+MLFLOW_VENV := .venv-mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.requirements-mlflow.lock.installed
+
+.PHONY: venv mlflow-venv run test test-services lint check-deploy bench lock lock-mlflow
 
 venv: $(STAMP)
 
@@ -29,19 +34,31 @@ $(STAMP): requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
+mlflow-venv: $(MLFLOW_STAMP)
+
+$(MLFLOW_STAMP): requirements-mlflow.lock
+	test -x $(MLFLOW_VENV)/bin/python || $(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-mlflow.lock
+	touch $@
+
 # Regenerate the lock after changing pyproject.toml's dependencies (needs pip-tools).
 lock:
 	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --strip-extras --allow-unsafe \
 		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
 
+lock-mlflow:
+	echo "mlflow==3.17.2" > /tmp/runproof-mlflow.in && echo "mlflow-skinny==3.17.2" >> /tmp/runproof-mlflow.in
+	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements-mlflow.lock /tmp/runproof-mlflow.in
+
 run: venv
 	$(BIN)/python manage.py run_embedded $(RUN_ARGS)
 
 # SQLite whatever the shell exports, so `make test` means the same thing everywhere.
-test: venv
+test: venv mlflow-venv
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest $(PYTEST_ARGS)
 
-test-services: venv
+test-services: venv mlflow-venv
 	DATABASE_URL="$${DATABASE_URL:-$(SERVICES_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(SERVICES_BROKER_URL)}" \
 	$(BIN)/pytest $(PYTEST_ARGS)

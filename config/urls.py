@@ -22,6 +22,9 @@ urlpatterns = [
     path("inventory/", include("inventory.urls")),
     path("tokens/", include("inventory.urls_tokens")),
     path("governance/", include("governance.urls")),
+    path("sources/", include("inventory.urls_sources")),
+    path("hooks/", include("inventory.urls_hooks")),
+    path("v1/", include("inventory.urls_otlp")),
     path("api/v1/", include("inventory.api.urls")),
     path("admin/", admin.site.urls),
 ]

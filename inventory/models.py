@@ -579,7 +579,7 @@ class DataSource(TimeStamped):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("inventory:source_detail", args=[self.pk])
+        return reverse("sources:source_detail", args=[self.pk])
 
     @property
     def source_label(self) -> str:
@@ -683,7 +683,7 @@ class SyncRun(models.Model):
         return f"{self.source} run {self.pk}"
 
     def get_absolute_url(self) -> str:
-        return reverse("inventory:syncrun_detail", args=[self.pk])
+        return reverse("sources:run_detail", args=[self.pk])
 
     @property
     def is_active(self) -> bool:
