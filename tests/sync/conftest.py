@@ -19,6 +19,7 @@ class ListConnector(Connector):
     """A connector whose source is a list in its own settings: the engine's test double.
 
     `records`: [{"id": ..., "name": ..., "lifecycle": ...}] or {"malformed": reason};
+    `generate`: N more records made on the fly (a large source that never sits in memory);
     `down`: true makes the source unavailable.
     """
 
@@ -29,6 +30,8 @@ class ListConnector(Connector):
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
         if ctx.settings.get("down"):
             raise SourceUnavailable("Connection refused by test source.")
+        for i in range(ctx.settings.get("generate", 0)):
+            yield Record(f"g{i}", {"id": f"g{i}", "name": f"generated-model-{i}"})
         for item in ctx.settings.get("records", []):
             if "malformed" in item:
                 yield Malformed(item.get("id", ""), item["malformed"], repr(item))
