@@ -4,6 +4,7 @@ to pytest's PostgreSQL test database."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,17 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def stop(self) -> None:
+        """Stop this worker (its process group: a prefork pool's children too)."""
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=WORKER_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
     def wait_for_log(self, needle: str, *, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -47,6 +59,28 @@ def _test_database_url() -> str:
     )
 
 
+def spawn_worker(log_path: Path, *, env: dict, hostname: str) -> Worker:
+    """Start a worker in its own process group and wait until it is ready."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "celery", "-A", "config", "worker"]
+            + ["--pool", "solo", "--loglevel", "INFO", "--without-mingle"]
+            + ["--without-gossip", "--hostname", f"{hostname}@%h"],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    worker = Worker(process, log_path)
+    try:
+        worker.wait_for_log(" ready.", timeout=WORKER_READY_TIMEOUT)
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
 @pytest.fixture(scope="module")
 def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
     from config.celery import app
@@ -55,7 +89,6 @@ def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge(app.conf.task_default_queue)
 
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
@@ -63,28 +96,16 @@ def celery_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    with log_path.open("w") as log:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "celery", "-A", "config", "worker"]
-            + ["--pool", "solo", "--loglevel", "INFO", "--without-mingle"]
-            + ["--without-gossip", "--hostname", f"it-{os.getpid()}@%h"],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    worker = Worker(process, log_path)
+    worker = spawn_worker(
+        tmp_path_factory.mktemp("celery") / "worker.log",
+        env=env,
+        hostname=f"it-{os.getpid()}",
+    )
     try:
-        worker.wait_for_log(" ready.", timeout=WORKER_READY_TIMEOUT)
         yield worker
     finally:
-        # By PID only: this worker, never "every celery process".
-        process.terminate()
-        try:
-            process.wait(timeout=WORKER_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # This worker's process group only, never "every celery process".
+        worker.stop()
 
 
 @pytest.fixture
