@@ -88,6 +88,37 @@ class BaseFilter(df.FilterSet):
 BOOL_CHOICES = (("true", "Yes"), ("false", "No"))
 
 
+def source_choices() -> list[tuple[str, str]]:
+    """Typed-in rows, then each data source by name. Called only when the form renders,
+    so the API (which never renders it) and the OpenAPI document run no query for it."""
+    return [
+        ("", "Any"),
+        (m.MANUAL_SOURCE, "Typed in (manual)"),
+        *selectors.datasource_names().items(),
+    ]
+
+
+GONE_CHOICES = (("present", "Still reported"), ("gone", "Gone from its source"))
+
+
+class SourcedFilter(BaseFilter):
+    """Where rows came from: typed in, or which data source; and whether it still reports them."""
+
+    source = df.CharFilter(
+        label="Source",
+        max_length=100,
+        widget=forms.Select(choices=source_choices),
+    )
+    gone = df.ChoiceFilter(method="filter_gone", label="Gone", choices=GONE_CHOICES)
+
+    def filter_gone(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "present":
+            return queryset.filter(gone_at__isnull=True)
+        if value == "gone":
+            return queryset.filter(gone_at__isnull=False)
+        return queryset
+
+
 class TeamFilter(BaseFilter):
     search_fields = ("name", "description")
 
@@ -96,7 +127,7 @@ class TeamFilter(BaseFilter):
         fields: list[str] = []
 
 
-class AIModelFilter(BaseFilter):
+class AIModelFilter(SourcedFilter):
     search_fields = ("name", "description", "provider", "external_id")
     team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
     owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
@@ -120,7 +151,7 @@ class AIModelFilter(BaseFilter):
         return queryset.filter(owner__isnull=value)
 
 
-class ModelVersionFilter(BaseFilter):
+class ModelVersionFilter(SourcedFilter):
     search_fields = ("version", "model__name", "artifact_uri", "digest")
     team = df.ModelChoiceFilter(
         field_name="model__team", queryset=m.Team.objects.none()
@@ -144,7 +175,7 @@ class SystemFilter(BaseFilter):
         fields = ["team", "owner", "kind"]
 
 
-class DeploymentFilter(BaseFilter):
+class DeploymentFilter(SourcedFilter):
     search_fields = (
         "name",
         "endpoint",
@@ -187,7 +218,7 @@ class DeploymentFilter(BaseFilter):
         return queryset.filter(conditions[value]) if value in conditions else queryset
 
 
-class IdentityFilter(BaseFilter):
+class IdentityFilter(SourcedFilter):
     search_fields = ("name", "external_id", "vendor", "provider")
     team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
     owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
@@ -202,7 +233,7 @@ class IdentityFilter(BaseFilter):
             ("stale", f"Unused for {STALE_AFTER_DAYS}+ days"),
             ("unrotated", f"Not rotated in {STALE_AFTER_DAYS}+ days"),
             ("expired", "Past its expiry, still active"),
-            ("retired_model", "Bound to a retired model"),
+            ("retired_model", "Belongs or bound to a retired model"),
         ),
     )
     deployment = IdFilter(field_name="deployments", widget=forms.HiddenInput)
@@ -238,5 +269,21 @@ class IdentityFilter(BaseFilter):
                 nonhumanidentity_id=OuterRef("pk"),
                 deployment__model__lifecycle=m.AIModel.Lifecycle.RETIRED,
             )
-            return queryset.filter(active & Exists(bound_to_retired))
+            belongs_to_retired = Q(model__lifecycle=m.AIModel.Lifecycle.RETIRED)
+            return queryset.filter(
+                active & (Exists(bound_to_retired) | belongs_to_retired)
+            )
         return queryset
+
+
+class DataSourceFilter(BaseFilter):
+    search_fields = ("name", "last_error")
+    kind = df.ChoiceFilter(choices=m.DataSource.Kind.choices)
+    health = df.ChoiceFilter(choices=m.DataSource.Health.choices)
+    enabled = df.BooleanFilter(
+        widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
+    )
+
+    class Meta:
+        model = m.DataSource
+        fields = ["kind", "health", "enabled"]

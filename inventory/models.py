@@ -802,9 +802,23 @@ class DeploymentEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="deployment_events",
     )
+    idempotency_key = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The sender's Idempotency-Key, or a digest of pipeline run, model, "
+        "version and environment: the same event sent twice is recorded once.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="deploymentevent_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.version} → {self.environment} {self.endpoint}"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import django_tables2 as tables
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django_tables2.utils import OrderBy, OrderByTuple
 
 from inventory import models as m
+from inventory import selectors
 from inventory.templatetags.runproof import status_badge
 
 
@@ -55,6 +58,40 @@ class WhenColumn(tables.Column):
         return value.astimezone(dt.UTC).strftime(self.fmt)
 
 
+class SourceColumn(tables.Column):
+    """Where a row came from (a data source, linked, or typed in) and whether its source
+    stopped reporting it. Source names are read once per table, and only if a row needs one."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("verbose_name", "Source")
+        super().__init__(accessor="source", empty_values=(), orderable=False, **kwargs)
+
+    def render(self, record, table):
+        label = record.source
+        if label == m.MANUAL_SOURCE:
+            cell = mark_safe('<span class="text-body-secondary">typed in</span>')  # noqa: S308
+        else:
+            names = getattr(table, "_source_names", None)
+            if names is None:
+                names = table._source_names = selectors.datasource_names()
+            kind, _, pk = label.partition(":")
+            if label in names and pk.isdigit():
+                cell = format_html(
+                    '<a href="{}">{}</a>',
+                    reverse("sources:source_detail", args=[int(pk)]),
+                    names[label],
+                )
+            else:
+                cell = format_html("<code>{}</code>", label)
+        if record.gone_at is not None:
+            return format_html(
+                '{} <span class="badge text-bg-secondary" title="Gone since {}">gone</span>',
+                cell,
+                record.gone_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            )
+        return cell
+
+
 class StatusColumn(tables.Column):
     """A choice field as a coloured badge; tables2 hands render() the display text."""
 
@@ -78,6 +115,7 @@ class AIModelTable(KeysetTable):
     lifecycle = StatusColumn()
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=(), verbose_name="Owner")
+    source = SourceColumn()
     updated_at = WhenColumn(
         orderable=True,
         verbose_name="Updated",
@@ -92,6 +130,7 @@ class AIModelTable(KeysetTable):
             "lifecycle",
             "team",
             "owner",
+            "source",
             "updated_at",
         )
 
@@ -110,10 +149,19 @@ class ModelVersionTable(KeysetTable):
     digest = tables.Column()
     approved_at = WhenColumn(fmt="%Y-%m-%d")
     created_at = WhenColumn(orderable=True, verbose_name="Registered", fmt="%Y-%m-%d")
+    source = SourceColumn()
 
     class Meta(KeysetTable.Meta):
         model = m.ModelVersion
-        fields = ("model", "version", "approval", "digest", "approved_at", "created_at")
+        fields = (
+            "model",
+            "version",
+            "approval",
+            "digest",
+            "approved_at",
+            "created_at",
+            "source",
+        )
 
     def render_digest(self, value):
         return format_html(
@@ -153,6 +201,7 @@ class DeploymentTable(KeysetTable):
     status = StatusColumn()
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
+    source = SourceColumn()
     last_seen_at = WhenColumn(
         orderable=True,
         verbose_name="Last seen",
@@ -170,6 +219,7 @@ class DeploymentTable(KeysetTable):
             "status",
             "team",
             "owner",
+            "source",
             "last_seen_at",
         )
 
@@ -209,6 +259,7 @@ class IdentityTable(KeysetTable):
     issued_at = WhenColumn(verbose_name="Issued", fmt="%Y-%m-%d")
     last_used_at = WhenColumn(verbose_name="Last used", fmt="%Y-%m-%d")
     expires_at = WhenColumn(verbose_name="Expires", fmt="%Y-%m-%d")
+    source = SourceColumn()
     updated_at = WhenColumn(
         orderable=True,
         verbose_name="Updated",
@@ -226,6 +277,7 @@ class IdentityTable(KeysetTable):
             "issued_at",
             "last_used_at",
             "expires_at",
+            "source",
             "updated_at",
         )
 

@@ -1,4 +1,5 @@
-"""/api/v1/: read-only inventory endpoints and their OpenAPI document."""
+"""/api/v1/: the inventory (read-only), sources and sync runs, CI/CD deployment events,
+and the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from inventory.api import views
+from inventory.api import views, views_events, views_sources
 
 app_name = "api"
 
@@ -18,6 +19,8 @@ router.register("systems", views.SystemViewSet, basename="system")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("identities", views.IdentityViewSet, basename="identity")
 router.register("teams", views.TeamViewSet, basename="team")
+router.register("sources", views_sources.SourceViewSet, basename="source")
+router.register("sync-runs", views_sources.SyncRunViewSet, basename="syncrun")
 
 urlpatterns = [
     # Public: the schema describes the API, it reveals no inventory data.
@@ -29,6 +32,12 @@ urlpatterns = [
         name="openapi",
     ),
     *router.urls,
+    # With or without the slash: a POST that CommonMiddleware redirected would lose its body.
+    re_path(
+        r"^deployment-events/?$",
+        views_events.DeploymentEventView.as_view(),
+        name="deployment-events",
+    ),
     # Anything else under /api/v1/ answers in JSON too, never the site's HTML 404 page.
     re_path(r"^", views.not_found, name="not-found"),  # any rest, newlines included
 ]

@@ -154,6 +154,29 @@ def test_filters_narrow_the_list(client, admin_user, team_a, team_b):
 
 
 @pytest.mark.django_db
+def test_credentials_of_a_retired_model_are_found_bound_or_belonging(
+    client, admin_user, team_a
+):
+    """A credential outlives its model whether it is bound to a deployment of the model
+    or only said to belong to it (a tag, metadata or naming rule of its source)."""
+    from tests.factories import IdentityFactory
+
+    client.force_login(admin_user)
+    retired = AIModelFactory(team=team_a, lifecycle="retired")
+    live = AIModelFactory(team=team_a, lifecycle="active")
+    bound = IdentityFactory(
+        name="bound-key", deployments=[DeploymentFactory(model=retired)]
+    )
+    belonging = IdentityFactory(name="tagged-key", model=retired)
+    fine = IdentityFactory(name="live-key", model=live)
+    body = client.get(
+        reverse("inventory:identity_list") + "?risk=retired_model"
+    ).content.decode()
+    found = {i.name for i in (bound, belonging, fine) if f">{i.name}<" in body}
+    assert found == {"bound-key", "tagged-key"}
+
+
+@pytest.mark.django_db
 def test_invalid_filter_values_are_ignored_with_a_message_not_an_error(
     client, admin_user, team_a
 ):
