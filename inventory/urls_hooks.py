@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from inventory import views_hooks
+
 app_name = "hooks"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("mlflow/<int:source_id>/", views_hooks.mlflow_webhook, name="mlflow"),
+]
