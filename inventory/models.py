@@ -254,6 +254,12 @@ class Deployment(TimeStamped, Sourced):
         related_name="observed_in",
         help_text="The version the runtime reports.",
     )
+    observed_version_label = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The version string the runtime reports (image tag, label, model URI), "
+        "kept even when the registry has no such version.",
+    )
     approved_version = models.ForeignKey(
         ModelVersion,
         null=True,

@@ -225,6 +225,13 @@ class DeploymentTable(KeysetTable):
 
     def render_observed_version(self, record):
         if record.observed_version is None:
+            if record.observed_version_label:
+                # The runtime names a version the registry does not have.
+                return format_html(
+                    "{} {}",
+                    record.observed_version_label,
+                    _badge("unregistered", "warning"),
+                )
             return "—"
         text = record.observed_version.version
         if record.version_drift:

@@ -148,6 +148,7 @@ def test_sync_resolves_models_and_versions_and_binds_identities(
     assert ranker.model.name == "recsys-ranker" and ranker.observed_version is None, (
         "version 7 is not in the registry: left empty, not invented"
     )
+    assert ranker.observed_version_label == "7", "but what the runtime says is kept"
     assert ranker.model.source == source.source_label, "an observed model was created"
     assert rows["Model/seldon-mesh/iris"].model.name == "iris"
     assert rows["Model/seldon-mesh/iris"].platform == "seldon"
