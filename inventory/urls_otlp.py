@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from inventory import views_otlp
+
 app_name = "otlp"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("traces", views_otlp.traces, name="traces"),
+]

@@ -27,6 +27,7 @@ from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
 from inventory.csv_export import csv_stream
 from inventory.pagination import paginate_table, parse_sort
+from inventory.views_otlp import usage_context
 
 FORM_INVALID = "Please correct the errors below."
 
@@ -411,6 +412,8 @@ def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
             if permissions.can_change(request.user, deployment)
             else None
         ),
+        # Calls per hour and per caller from OpenTelemetry traces: two aggregate queries.
+        **usage_context(deployment.pk),
     )
     return render(request, "inventory/deployment_detail.html", context)
 
