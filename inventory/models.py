@@ -736,8 +736,9 @@ class UsageHour(models.Model):
     end user it reported (`enduser.id` / `user.id`), as the telemetry names them.
     """
 
+    # No index of its own: the unique bucket index starts with deployment_id.
     deployment = models.ForeignKey(
-        Deployment, on_delete=models.CASCADE, related_name="usage"
+        Deployment, on_delete=models.CASCADE, related_name="usage", db_index=False
     )
     hour = models.DateTimeField()
     caller_service = models.CharField(max_length=200, blank=True)
@@ -828,3 +829,31 @@ class DeploymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_name} {self.version} → {self.environment} {self.endpoint}"
+
+
+class ImportedFile(models.Model):
+    """A file whose contents were added to additive data (usage), so it is added once.
+
+    Written in the same transaction as the data it adds: a crash before the commit leaves
+    neither, a crash after it leaves both, and a retry of the same run finds this row and
+    adds nothing twice.
+    """
+
+    source = models.ForeignKey(
+        DataSource, on_delete=models.CASCADE, related_name="imported_files"
+    )
+    sha256 = models.CharField(max_length=64)
+    run = models.ForeignKey(
+        SyncRun, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "sha256"], name="importedfile_once_per_source"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]}… in {self.source}"

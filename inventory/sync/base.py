@@ -75,6 +75,7 @@ class FetchContext:
     secrets: dict[str, str]
     upload_path: str | None = None
     expected: list[int] = field(default_factory=list)
+    run_id: int | None = None
 
     def expect(self, total: int) -> None:
         """Say how many records the source will send, when it knows (for the progress bar)."""

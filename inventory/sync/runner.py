@@ -288,6 +288,7 @@ def execute_run(run_id: int) -> m.SyncRun | None:
     try:
         with _local_upload(run) as upload_path:
             fctx = fetch_context(source, upload_path)
+            fctx.run_id = run.pk
             if run.dry_run:
                 try:
                     with transaction.atomic():
