@@ -27,3 +27,25 @@ def test_bench_refuses_to_mix_with_smaller_existing_data():
     demo.seed_demo(models=5, deployments=10, identities=10)
     with pytest.raises(CommandError, match="short of the target"):
         call_command("bench", "--quick", "--requests", "1", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_sources_bench_prints_receiver_and_kubernetes_figures():
+X
+    out = StringIO()
+    call_command(
+        "bench",
+        "--sources",
+        "--only",
+        "otlp",
+        "--only",
+        "kubernetes",
+        "--spans",
+        "600",
+        "--k8s-objects",
+        "60",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "spans/s" in text
+    assert "api_first: " in text and "errors 0" in text
