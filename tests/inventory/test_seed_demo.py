@@ -244,3 +244,32 @@ def test_accounts_then_seed_share_the_owner_teams():
     visible = m.Deployment.objects.filter(team__members=owner)
     assert visible.exists()
     assert m.Team.objects.filter(slug__in=demo.OWNER_TEAM_SLUGS).count() == 2
+
+
+@pytest.mark.django_db
+def test_demo_sources_sync_their_demo_files(settings, tmp_path):
+    """Every demo source runs once, through the real connectors and the upload path."""
+    from inventory import demo_sources
+    from inventory import models as m
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    demo.seed_demo(models=40, deployments=120, identities=100)
+    seen = demo_sources.seed_demo_sources()
+    assert set(seen) == {
+        demo_sources.K8S,
+        demo_sources.OTLP,
+        demo_sources.GCP,
+        demo_sources.GITHUB,
+    }
+    runs = m.SyncRun.objects.select_related("source")
+    assert {r.source.name: r.status for r in runs} == dict.fromkeys(seen, "succeeded")
+    assert not m.DataSource.objects.get(name=demo_sources.MLFLOW).enabled
+    workloads = m.Deployment.objects.filter(source__startswith="kubernetes:")
+    assert any(d.version_drift for d in workloads), "the demo shows drift"
+    assert workloads.filter(observed_version=None).exclude(observed_version_label="")
+    observed = m.Deployment.objects.filter(source__startswith="otlp:", owner=None)
+    assert observed.filter(endpoint="api.openai.com").exists()
+    assert m.UsageHour.objects.filter(deployment__source="demo").exists()
+    assert m.NonHumanIdentity.objects.filter(
+        source__startswith="gcp_keys:", model__isnull=False
+    ).exists()

@@ -129,6 +129,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Seeded in {time.perf_counter() - started:.1f} s: {summary}."
             )
+            from inventory import demo_sources
+
+            if not demo_sources.has_demo_sources():
+                self.stdout.write("Demo sources, each synced once from a demo file:")
+                demo_sources.seed_demo_sources(
+                    seed=7, progress=lambda message: self.stdout.write(f"  {message}")
+                )
 
     def _accounts(self) -> list[tuple[str, str, str]]:
         from inventory import demo

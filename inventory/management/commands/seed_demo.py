@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from inventory import demo
+from inventory import demo, demo_sources
 
 NOT_EMPTY = (
     "The inventory already holds models, so no demo data was seeded. Use --if-empty to make "
@@ -29,6 +29,11 @@ class Command(BaseCommand):
             "--if-empty",
             action="store_true",
             help="Do nothing (except ensure the accounts) when the inventory already has data.",
+        )
+        parser.add_argument(
+            "--no-sources",
+            action="store_true",
+            help="Do not create the demo sources (and their first runs).",
         )
         parser.add_argument(
             "--accounts-only",
@@ -63,6 +68,12 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Seeded in {elapsed:.1f} s:"))
         for name, count in counts.items():
             self.stdout.write(f"  {name:<18} {count:>9}")
+        if not options["no_sources"] and not demo_sources.has_demo_sources():
+            self.stdout.write("Demo sources, each synced once from a demo file:")
+            demo_sources.seed_demo_sources(
+                seed=options["seed"],
+                progress=lambda message: self.stdout.write(f"  {message}"),
+            )
 
     def _accounts(self) -> None:
         accounts = demo.ensure_demo_accounts()
