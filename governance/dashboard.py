@@ -135,6 +135,14 @@ def headlines(figures: dict[str, Any]) -> list[Headline]:
             f"Active but unused for {selectors.STALE_AFTER_DAYS}+ days.",
             warn=True,
         ),
+        Headline(
+            "sources_attention",
+            "Sources needing attention",
+            figures["sources_attention"],
+            _url("sources:source_list", health="attention"),
+            "Enabled sources whose last run failed or skipped records.",
+            warn=True,
+        ),
     ]
 
 

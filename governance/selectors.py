@@ -209,4 +209,9 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
         "by_team": by_team,
         "identities": identity_counts,
         "ages": ages,
+        # Not scoped: every role may read the sources' health.
+        "sources_attention": m.DataSource.objects.filter(
+            enabled=True,
+            health__in=[m.DataSource.Health.FAILING, m.DataSource.Health.DEGRADED],
+        ).count(),
     }

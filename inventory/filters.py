@@ -279,7 +279,13 @@ class IdentityFilter(SourcedFilter):
 class DataSourceFilter(BaseFilter):
     search_fields = ("name", "last_error")
     kind = df.ChoiceFilter(choices=m.DataSource.Kind.choices)
-    health = df.ChoiceFilter(choices=m.DataSource.Health.choices)
+    health = df.ChoiceFilter(
+        choices=[
+            *m.DataSource.Health.choices,
+            ("attention", "Needs attention (failing or degraded)"),
+        ],
+        method="filter_health",
+    )
     enabled = df.BooleanFilter(
         widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
     )
@@ -287,3 +293,12 @@ class DataSourceFilter(BaseFilter):
     class Meta:
         model = m.DataSource
         fields = ["kind", "health", "enabled"]
+
+    def filter_health(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == "attention":
+            # What the dashboard's "Sources needing attention" counts.
+            return queryset.filter(
+                enabled=True,
+                health__in=[m.DataSource.Health.FAILING, m.DataSource.Health.DEGRADED],
+            )
+        return queryset.filter(health=value)

@@ -97,6 +97,7 @@ def test_admin_sees_every_teams_figures(client, admin_user, estate):
         "active_identities": 4,
         "ownerless_identities": 1,
         "stale_identities": 2,
+        "sources_attention": 0,
     }
     env = chart(response, "chart-env-exposure")
     assert env["categories"] == ["Production", "Staging", "Development"]
@@ -130,6 +131,7 @@ def test_owner_sees_only_their_teams_figures(client, owner, estate):
         "active_identities": 2,
         "ownerless_identities": 0,
         "stale_identities": 1,
+        "sources_attention": 0,
     }
     assert chart(response, "chart-by-team")["categories"] == ["Credit risk"]
     assert "Fraud" not in response.content.decode()
@@ -227,3 +229,25 @@ def test_figures_are_kept_for_a_minute_per_scope(
     cache.clear()
     client.force_login(owner)
     assert client.get(URL).context["headlines"][1].value == 7
+
+
+@pytest.mark.django_db
+def test_sources_needing_attention_counts_and_links_to_the_same_sources(
+    client, auditor
+):
+    from inventory import models as m
+
+    m.DataSource.objects.create(name="Broken", kind="mlflow", health="failing")
+    m.DataSource.objects.create(name="Skipping", kind="vault", health="degraded")
+    m.DataSource.objects.create(name="Fine", kind="aws_iam", health="healthy")
+    m.DataSource.objects.create(
+        name="Off", kind="gcp_keys", health="failing", enabled=False
+    )
+    client.force_login(auditor)
+    headline = next(
+        h for h in client.get(URL).context["headlines"] if h.key == "sources_attention"
+    )
+    assert headline.value == 2
+    listed = client.get(headline.url).content.decode()
+    assert "Broken" in listed and "Skipping" in listed
+    assert "Fine" not in listed and ">Off<" not in listed
