@@ -357,6 +357,14 @@ def test_missing_crd_group_is_skipped_with_a_note(k8s_api, k8s_source, registry,
     notes = [c["note"] for c in run.changes if c["action"] == "skipped"]
     assert len(notes) == 2
     assert "serving.kserve.io API group is not installed" in notes[0]
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    client = Client()
+    client.force_login(UserFactory(username="reader"))
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "serving.kserve.io API group is not installed" in page, "shown on the run"
 
 
 def test_tls_with_the_clusters_ca_and_without(k8s_api_tls, k8s_source, registry, sync):
