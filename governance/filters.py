@@ -7,12 +7,19 @@ import datetime as dt
 
 import django_filters as df
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from governance.models import AuditEvent
 from inventory.filters import BaseFilter
 from inventory.permissions import OWNERSHIP
+
+# The day after the last day must still be a date (9999-12-31 + 1 overflows).
+DAY_BOUNDS = [
+    MinValueValidator(dt.date(1900, 1, 1)),
+    MaxValueValidator(dt.date(9998, 12, 31)),
+]
 
 # Offered as suggestions in the action box (a <datalist>), which still accepts any text:
 # services elsewhere may record actions this list does not know yet.
@@ -57,11 +64,13 @@ class AuditEventFilter(BaseFilter):
     date_from = df.DateFilter(
         label="From",
         method="filter_date_from",
+        validators=DAY_BOUNDS,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
     date_to = df.DateFilter(
         label="To",
         method="filter_date_to",
+        validators=DAY_BOUNDS,
         widget=forms.DateInput(attrs={"type": "date"}),
     )
 
