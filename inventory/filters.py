@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import timedelta
 
 import django_filters as df
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
@@ -302,3 +304,92 @@ class DataSourceFilter(BaseFilter):
                 health__in=[m.DataSource.Health.FAILING, m.DataSource.Health.DEGRADED],
             )
         return queryset.filter(health=value)
+
+
+# Days a date filter takes: the bounds keep the day's start, in any time zone, a datetime
+# the database (and Python) can hold, so a typed-in 0001-01-01 is refused, not a 500.
+EARLIEST_DAY = dt.date(1900, 1, 1)
+LATEST_DAY = dt.date(9998, 12, 31)
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
+
+
+class DayFilter(df.DateFilter):
+    """A calendar day (a date picker), as a range on a timestamp column.
+
+    `bound="from"` keeps rows from the start of the day, `bound="to"` rows up to its end:
+    both days are included. A range on the column itself, not `__date`, can use its index.
+    """
+
+    def __init__(self, *args, bound: str, **kwargs) -> None:
+        kwargs.setdefault("widget", forms.DateInput(attrs={"type": "date"}))
+        kwargs.setdefault(
+            "validators",
+            [MinValueValidator(EARLIEST_DAY), MaxValueValidator(LATEST_DAY)],
+        )
+        super().__init__(*args, **kwargs)
+        self.bound = bound
+
+    def filter(self, qs: QuerySet, value: dt.date | None) -> QuerySet:
+        if value is None:
+            return qs
+        if self.bound == "from":
+            return qs.filter(**{f"{self.field_name}__gte": _start_of_day(value)})
+        end = _start_of_day(value + dt.timedelta(days=1))
+        return qs.filter(**{f"{self.field_name}__lt": end})
+
+
+class SyncRunFilter(BaseFilter):
+    """The runs list: which source, how it went, what started it; `q` searches the error."""
+
+    search_fields = ("error",)
+    source = df.ModelChoiceFilter(queryset=m.DataSource.objects.order_by("name"))
+    status = df.ChoiceFilter(choices=m.SyncRun.Status.choices)
+    trigger = df.ChoiceFilter(choices=m.SyncRun.Trigger.choices)
+    dry_run = df.BooleanFilter(
+        label="Dry run",
+        widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
+    )
+    requested_after = DayFilter(
+        field_name="requested_at", bound="from", label="Requested from"
+    )
+    requested_before = DayFilter(
+        field_name="requested_at", bound="to", label="Requested until"
+    )
+
+    class Meta:
+        model = m.SyncRun
+        fields = ["source", "status", "trigger", "dry_run"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.form.fields["q"].label = "Error contains"
+        # Listed names come first, in this order; the free-text box goes last.
+        self.form.order_fields([name for name in self.form.fields if name != "q"])
+
+
+class DeploymentEventFilter(BaseFilter):
+    """The deployment events list; `q` searches endpoint, commit and pipeline."""
+
+    search_fields = ("endpoint", "commit", "pipeline")
+    model_name = df.CharFilter(
+        lookup_expr="icontains", label="Model name", max_length=200
+    )
+    environment = df.ChoiceFilter(choices=m.Deployment.Environment.choices)
+    received_after = DayFilter(
+        field_name="received_at", bound="from", label="Received from"
+    )
+    received_before = DayFilter(
+        field_name="received_at", bound="to", label="Received until"
+    )
+
+    class Meta:
+        model = m.DeploymentEvent
+        fields = ["model_name", "environment"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.form.fields["q"].widget.attrs["placeholder"] = "endpoint, commit, pipeline"
+        self.form.order_fields([name for name in self.form.fields if name != "q"])

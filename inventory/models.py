@@ -683,6 +683,8 @@ class SyncRun(models.Model):
                 fields=["source", "-requested_at"], name="syncrun_source_time"
             ),
             models.Index(fields=["status", "not_before"], name="syncrun_status_due"),
+            # The all-sources runs list, newest first, pages by keyset on these.
+            models.Index(fields=["requested_at", "id"], name="syncrun_requested_id"),
         ]
 
     def __str__(self) -> str:

@@ -209,3 +209,18 @@ def datasource_names() -> dict[str, str]:
             "pk", "kind", "name"
         )
     }
+
+
+def syncrun_list() -> QuerySet[m.SyncRun]:
+    """Every run of every source, with what the runs list shows beside each (no N+1).
+
+    Runs are read by everyone signed in, like the sources themselves.
+    """
+    return m.SyncRun.objects.select_related("source", "requested_by")
+
+
+def deploymentevent_list() -> QuerySet[m.DeploymentEvent]:
+    """Every deployment event a pipeline sent, with the rows each one points to."""
+    return m.DeploymentEvent.objects.select_related(
+        "deployment", "model_version", "sent_by"
+    )

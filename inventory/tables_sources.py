@@ -26,6 +26,7 @@ RUN_TONES = {
     "cancelled": "secondary",
 }
 ERROR_PREVIEW_CHARS = 120
+ENVIRONMENT_LABELS = dict(m.Deployment.Environment.choices)
 
 
 def badge(text: str, tone: str, testid: str = "") -> str:
@@ -124,3 +125,144 @@ class SourceTable(KeysetTable):
         if len(text) > ERROR_PREVIEW_CHARS:
             text = text[: ERROR_PREVIEW_CHARS - 1] + "…"
         return format_html('<span class="small text-danger">{}</span>', text)
+
+
+class SyncRunTable(KeysetTable):
+    """Every run, newest first by default; sortable by the (non-null) columns the view allows."""
+
+    id = tables.Column(verbose_name="Run", orderable=False)
+    source = tables.Column(orderable=True)
+    status = tables.Column(orderable=True)
+    trigger = tables.Column()
+    dry_run = tables.Column(verbose_name="Dry run")
+    requested_by = tables.Column(verbose_name="Asked by", empty_values=())
+    requested_at = WhenColumn(
+        verbose_name="Requested", orderable=True, fmt="%Y-%m-%d %H:%M:%S"
+    )
+    duration = tables.Column(empty_values=(), orderable=False)
+    seen = tables.Column()
+    created = tables.Column()
+    updated = tables.Column()
+    unchanged = tables.Column()
+    gone = tables.Column()
+    errors = tables.Column()
+
+    class Meta(KeysetTable.Meta):
+        model = m.SyncRun
+        fields = (
+            "id",
+            "source",
+            "status",
+            "trigger",
+            "dry_run",
+            "requested_by",
+            "requested_at",
+            "duration",
+            "seen",
+            "created",
+            "updated",
+            "unchanged",
+            "gone",
+            "errors",
+        )
+        empty_text = "No runs match these filters."
+
+    def render_id(self, record: m.SyncRun) -> str:
+        return format_html(
+            '<a href="{}" data-testid="run-link">#{}</a>',
+            reverse("sources:run_detail", args=[record.pk]),
+            record.pk,
+        )
+
+    def render_source(self, record: m.SyncRun) -> str:
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("sources:source_detail", args=[record.source_id]),
+            record.source.name,
+        )
+
+    def render_status(self, record: m.SyncRun) -> str:
+        return run_status_badge(record.status)
+
+    def render_trigger(self, record: m.SyncRun) -> str:
+        return record.get_trigger_display()
+
+    def render_dry_run(self, value: bool) -> str:
+        return badge("dry run", "light") if value else "—"
+
+    def render_requested_by(self, record: m.SyncRun) -> str:
+        user = record.requested_by
+        return user.get_username() if user is not None else "—"
+
+    def render_duration(self, record: m.SyncRun) -> str:
+        duration = record.duration
+        return f"{duration.total_seconds():.1f} s" if duration is not None else "—"
+
+
+class DeploymentEventTable(KeysetTable):
+    """What pipelines said they deployed. Their texts (endpoint, commit, run) are escaped."""
+
+    received_at = WhenColumn(
+        verbose_name="Received", orderable=True, fmt="%Y-%m-%d %H:%M:%S"
+    )
+    model_name = tables.Column(verbose_name="Model")
+    version = tables.Column()
+    environment = tables.Column()
+    deployment = tables.Column(empty_values=())
+    commit = tables.Column(empty_values=())
+    pipeline = tables.Column()
+    pipeline_run = tables.Column(verbose_name="Pipeline run")
+    sent_by = tables.Column(verbose_name="Sent by", empty_values=())
+
+    class Meta(KeysetTable.Meta):
+        model = m.DeploymentEvent
+        fields = (
+            "received_at",
+            "model_name",
+            "version",
+            "environment",
+            "deployment",
+            "commit",
+            "pipeline",
+            "pipeline_run",
+            "sent_by",
+        )
+        empty_text = "No deployment events match these filters."
+
+    def render_version(self, record: m.DeploymentEvent) -> str:
+        if record.model_version_id is None:
+            return record.version
+        return format_html(
+            '<a href="{}">{}</a>',
+            record.model_version.get_absolute_url(),
+            record.version,
+        )
+
+    def render_environment(self, value: str) -> str:
+        return ENVIRONMENT_LABELS.get(value, value)
+
+    def render_deployment(self, record: m.DeploymentEvent) -> str:
+        """The deployment the event was recorded against, or the endpoint it named."""
+        if record.deployment_id is None:
+            return format_html('<span class="text-break">{}</span>', record.endpoint)
+        return format_html(
+            '<a href="{}">{}</a>',
+            record.deployment.get_absolute_url(),
+            record.deployment.name,
+        )
+
+    def render_commit(self, value: str) -> str:
+        return format_html("<code>{}</code>", value) if value else "—"
+
+    def render_pipeline_run(self, value: str) -> str:
+        # Shown as text, never as a link: the sender chose it, and it may not be http(s).
+        return format_html('<span class="text-break">{}</span>', value)
+
+    def render_sent_by(self, record: m.DeploymentEvent) -> str:
+        if record.sent_by_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>',
+            record.sent_by.get_absolute_url(),
+            record.sent_by.name,
+        )

@@ -8,7 +8,7 @@ or see settings; secrets are never shown back. Writes go through inventory.sync.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +37,13 @@ from inventory.forms_sources import (
 from inventory.pagination import paginate_table, parse_sort
 from inventory.sync import runner, services
 from inventory.sync.base import Connector, RevokeError
-from inventory.tables_sources import SourceTable, kind_label, schedule_text
+from inventory.tables_sources import (
+    DeploymentEventTable,
+    SourceTable,
+    SyncRunTable,
+    kind_label,
+    schedule_text,
+)
 
 FORM_INVALID = "Please correct the errors below."
 RUN_ALREADY_ACTIVE = "A run of this source is already running; here it is."
@@ -63,6 +69,54 @@ EXPORT_COLUMNS = [
     ("last_error_at", "last_error_at"),
     ("last_error", "last_error"),
     ("last_run_status", "last_run_status"),
+]
+
+
+def _seconds(duration: timedelta | None) -> float | None:
+    return round(duration.total_seconds(), 3) if duration is not None else None
+
+
+RUN_SORTS = {
+    "requested_at": "requested_at",
+    "status": "status",
+    "source": "source__name",
+}
+RUN_EXPORT_COLUMNS = [
+    ("id", "pk"),
+    ("source_id", "source_id"),
+    ("source", "source.name"),
+    ("status", "status"),
+    ("trigger", "trigger"),
+    ("dry_run", "dry_run"),
+    ("requested_by", "requested_by.username"),
+    ("requested_at", "requested_at"),
+    ("started_at", "started_at"),
+    ("finished_at", "finished_at"),
+    ("duration_seconds", lambda run: _seconds(run.duration)),
+    ("seen", "seen"),
+    ("created", "created"),
+    ("updated", "updated"),
+    ("unchanged", "unchanged"),
+    ("gone", "gone"),
+    ("errors", "errors"),
+    ("error", "error"),
+]
+EVENT_SORTS = {"received_at": "received_at"}
+EVENT_EXPORT_COLUMNS = [
+    ("id", "pk"),
+    ("received_at", "received_at"),
+    ("model", "model_name"),
+    ("version", "version"),
+    ("environment", "environment"),
+    ("endpoint", "endpoint"),
+    ("deployment_id", "deployment_id"),
+    ("deployment", "deployment.name"),
+    ("model_version_id", "model_version_id"),
+    ("commit", "commit"),
+    ("pipeline", "pipeline"),
+    ("pipeline_run", "pipeline_run"),
+    ("deployed_at", "deployed_at"),
+    ("sent_by", "sent_by.name"),
 ]
 # Bootstrap's palette, as the dashboard's charts use.
 SERIES_COLOURS = {
@@ -98,10 +152,7 @@ def source_list(request: HttpRequest) -> HttpResponse:
     queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
     alias, field, descending = parse_sort(request.GET.get("sort"), SORTS, "name")
     if request.GET.get("export") == "csv":
-        ordered = queryset.order_by(
-            f"-{field}" if descending else field, "-pk" if descending else "pk"
-        )
-        return _csv(ordered)
+        return _csv(_ordered(queryset, field, descending), EXPORT_COLUMNS, "sources")
     page, table = paginate_table(
         request,
         queryset,
@@ -122,20 +173,111 @@ def source_list(request: HttpRequest) -> HttpResponse:
     return render(request, template_name, context)
 
 
-def _csv(queryset: QuerySet) -> StreamingHttpResponse:
+def _ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
+    """The export's order: the page's, ties broken by id as keyset pages break them."""
+    return queryset.order_by(
+        f"-{field}" if descending else field, "-pk" if descending else "pk"
+    )
+
+
+def _resolve(obj: Any, accessor: str | Callable[[Any], Any]) -> Any:
+    """A column's value: a dotted attribute path (None past a missing link), or a function."""
+    if callable(accessor):
+        return accessor(obj)
+    for part in accessor.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _csv(
+    queryset: QuerySet, columns: list[tuple[str, Any]], name: str
+) -> StreamingHttpResponse:
+    """Every filtered row, streamed in chunks (never the whole table in memory)."""
+
     def rows() -> Iterator[list[Any]]:
-        for source in queryset.iterator(chunk_size=500):
-            yield [getattr(source, accessor) for _, accessor in EXPORT_COLUMNS]
+        for obj in queryset.iterator(chunk_size=500):
+            yield [_resolve(obj, accessor) for _, accessor in columns]
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response = StreamingHttpResponse(
-        csv_stream([name for name, _ in EXPORT_COLUMNS], rows()),
+        csv_stream([column for column, _ in columns], rows()),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = (
-        f'attachment; filename="runproof-sources-{stamp}.csv"'
+        f'attachment; filename="runproof-{name}-{stamp}.csv"'
     )
     return response
+
+
+# ---------------------------------------------------------------------------
+# All runs, all deployment events
+# ---------------------------------------------------------------------------
+@require_GET
+@vary_on_headers("HX-Request")
+def run_list(request: HttpRequest) -> HttpResponse:
+    """Every run of every source (`?source=<id>` for one), filtered, sorted, paged by keyset."""
+    base = selectors.syncrun_list()
+    filterset = filters.SyncRunFilter(
+        request.GET or None, queryset=base, user=request.user
+    )
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    alias, field, descending = parse_sort(
+        request.GET.get("sort"), RUN_SORTS, "-requested_at"
+    )
+    if request.GET.get("export") == "csv":
+        return _csv(_ordered(queryset, field, descending), RUN_EXPORT_COLUMNS, "runs")
+    page, table = paginate_table(
+        request,
+        queryset,
+        table_class=SyncRunTable,
+        alias=alias,
+        field=field,
+        descending=descending,
+    )
+    template_name = "inventory/sources/run_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#results"
+    return render(
+        request,
+        template_name,
+        {"filter": filterset, "table": table, "page": page},
+    )
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def event_list(request: HttpRequest) -> HttpResponse:
+    """Every deployment event pipelines sent, newest first, filtered and paged by keyset."""
+    base = selectors.deploymentevent_list()
+    filterset = filters.DeploymentEventFilter(
+        request.GET or None, queryset=base, user=request.user
+    )
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    alias, field, descending = parse_sort(
+        request.GET.get("sort"), EVENT_SORTS, "-received_at"
+    )
+    if request.GET.get("export") == "csv":
+        return _csv(
+            _ordered(queryset, field, descending), EVENT_EXPORT_COLUMNS, "events"
+        )
+    page, table = paginate_table(
+        request,
+        queryset,
+        table_class=DeploymentEventTable,
+        alias=alias,
+        field=field,
+        descending=descending,
+    )
+    template_name = "inventory/sources/event_list.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#results"
+    return render(
+        request,
+        template_name,
+        {"filter": filterset, "table": table, "page": page},
+    )
 
 
 # ---------------------------------------------------------------------------
