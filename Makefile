@@ -2,7 +2,8 @@
 #
 #   make run            embedded default: SQLite + filesystem broker, web + Celery worker/beat
 #   make test           the whole suite on SQLite (browser tests included; services tests deselected)
-#   make test-services  the whole suite on PostgreSQL + Redis (services tests included)
+#   make test-services  the whole suite on PostgreSQL + Redis (services tests included),
+#                       on a test database created afresh (nothing an earlier run left)
 #   make lint           ruff check, ruff format --check, missing migrations
 #   make check-deploy   `check --deploy` with production settings
 #   make bench          the benchmark (see README, "Benchmark")
@@ -61,7 +62,7 @@ test: venv mlflow-venv
 test-services: venv mlflow-venv
 	DATABASE_URL="$${DATABASE_URL:-$(SERVICES_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(SERVICES_BROKER_URL)}" \
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --create-db $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
