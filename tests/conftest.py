@@ -3,6 +3,7 @@ DATABASE_URL and CELERY_BROKER_URL point at them (see README, "Tests")."""
 
 from __future__ import annotations
 
+import freezegun
 import pytest
 from django.db import connection
 
@@ -10,6 +11,11 @@ from inventory.roles import Role
 from tests.factories import PASSWORD, TeamFactory, UserFactory
 
 pytest_plugins = ["tests.plugins.services"]
+
+# freezegun scans every loaded module when a freeze starts; the Kubernetes client's lazy
+# package __getattr__ then imports its pydantic models under the fake datetime, which
+# fails and leaves the clock frozen for every later test. Its modules hold no clock.
+freezegun.configure(extend_ignore_list=["kubernetes"])
 
 
 @pytest.fixture(autouse=True)
