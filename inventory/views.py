@@ -6,7 +6,7 @@ detail page has its own view because each shows different relations.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,6 @@ from django.db.models import Model, ProtectedError, Q, QuerySet, RestrictedError
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html_join
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -25,7 +24,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
-from inventory.csv_export import csv_stream
+from inventory.csv_export import csv_response
 from inventory.pagination import paginate_table, parse_sort
 from inventory.views_otlp import usage_context
 
@@ -265,27 +264,7 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
 
 
 def _csv_response(spec: ListSpec, queryset: QuerySet) -> StreamingHttpResponse:
-    def rows() -> Iterator[list[Any]]:
-        for obj in queryset.iterator(chunk_size=2000):
-            yield [_resolve(obj, accessor) for _, accessor in spec.export_columns]
-
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(
-        csv_stream([name for name, _ in spec.export_columns], rows()),
-        content_type="text/csv; charset=utf-8",
-    )
-    response["Content-Disposition"] = (
-        f'attachment; filename="runproof-{spec.key}s-{stamp}.csv"'
-    )
-    return response
-
-
-def _resolve(obj: Any, accessor: str) -> Any:
-    for part in accessor.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return ""
-    return obj
+    return csv_response(queryset, spec.export_columns, f"{spec.key}s")
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ or see settings; secrets are never shown back. Writes go through inventory.sync.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +26,7 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 from inventory import filters, permissions, selectors
 from inventory import models as m
 from inventory.connectors import CONNECTORS
-from inventory.csv_export import csv_stream
+from inventory.csv_export import csv_response
 from inventory.forms_sources import (
     SourceForm,
     SyncForm,
@@ -145,32 +144,18 @@ def _require_admin(request: HttpRequest) -> None:
 @require_GET
 @vary_on_headers("HX-Request")
 def source_list(request: HttpRequest) -> HttpResponse:
-    base = selectors.datasource_list()
-    filterset = filters.DataSourceFilter(
-        request.GET or None, queryset=base, user=request.user
-    )
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    alias, field, descending = parse_sort(request.GET.get("sort"), SORTS, "name")
-    if request.GET.get("export") == "csv":
-        return _csv(_ordered(queryset, field, descending), EXPORT_COLUMNS, "sources")
-    page, table = paginate_table(
+    return _keyset_list(
         request,
-        queryset,
+        base=selectors.datasource_list(),
+        filterset_class=filters.DataSourceFilter,
+        sorts=SORTS,
+        default_sort="name",
+        export_columns=EXPORT_COLUMNS,
+        export_name="sources",
         table_class=SourceTable,
-        alias=alias,
-        field=field,
-        descending=descending,
+        template_name="inventory/sources/source_list.html",
+        context={"is_admin": permissions.is_admin(request.user)},
     )
-    context = {
-        "filter": filterset,
-        "table": table,
-        "page": page,
-        "is_admin": permissions.is_admin(request.user),
-    }
-    template_name = "inventory/sources/source_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(request, template_name, context)
 
 
 def _ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
@@ -180,35 +165,46 @@ def _ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
     )
 
 
-def _resolve(obj: Any, accessor: str | Callable[[Any], Any]) -> Any:
-    """A column's value: a dotted attribute path (None past a missing link), or a function."""
-    if callable(accessor):
-        return accessor(obj)
-    for part in accessor.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
 def _csv(
     queryset: QuerySet, columns: list[tuple[str, Any]], name: str
 ) -> StreamingHttpResponse:
-    """Every filtered row, streamed in chunks (never the whole table in memory)."""
+    return csv_response(queryset, columns, name, chunk_size=500)
 
-    def rows() -> Iterator[list[Any]]:
-        for obj in queryset.iterator(chunk_size=500):
-            yield [_resolve(obj, accessor) for _, accessor in columns]
 
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(
-        csv_stream([column for column, _ in columns], rows()),
-        content_type="text/csv; charset=utf-8",
+def _keyset_list(
+    request: HttpRequest,
+    *,
+    base: QuerySet,
+    filterset_class: type,
+    sorts: dict[str, str],
+    default_sort: str,
+    export_columns: list[tuple[str, Any]],
+    export_name: str,
+    table_class: type,
+    template_name: str,
+    context: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """A filtered list paged by keyset, refreshed in place by HTMX, or its CSV export."""
+    filterset = filterset_class(request.GET or None, queryset=base, user=request.user)
+    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
+    alias, field, descending = parse_sort(request.GET.get("sort"), sorts, default_sort)
+    if request.GET.get("export") == "csv":
+        return _csv(_ordered(queryset, field, descending), export_columns, export_name)
+    page, table = paginate_table(
+        request,
+        queryset,
+        table_class=table_class,
+        alias=alias,
+        field=field,
+        descending=descending,
     )
-    response["Content-Disposition"] = (
-        f'attachment; filename="runproof-{name}-{stamp}.csv"'
+    if request.htmx and not request.htmx.history_restore_request:
+        template_name += "#results"
+    return render(
+        request,
+        template_name,
+        {"filter": filterset, "table": table, "page": page, **(context or {})},
     )
-    return response
 
 
 # ---------------------------------------------------------------------------
@@ -218,31 +214,16 @@ def _csv(
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     """Every run of every source (`?source=<id>` for one), filtered, sorted, paged by keyset."""
-    base = selectors.syncrun_list()
-    filterset = filters.SyncRunFilter(
-        request.GET or None, queryset=base, user=request.user
-    )
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    alias, field, descending = parse_sort(
-        request.GET.get("sort"), RUN_SORTS, "-requested_at"
-    )
-    if request.GET.get("export") == "csv":
-        return _csv(_ordered(queryset, field, descending), RUN_EXPORT_COLUMNS, "runs")
-    page, table = paginate_table(
+    return _keyset_list(
         request,
-        queryset,
+        base=selectors.syncrun_list(),
+        filterset_class=filters.SyncRunFilter,
+        sorts=RUN_SORTS,
+        default_sort="-requested_at",
+        export_columns=RUN_EXPORT_COLUMNS,
+        export_name="runs",
         table_class=SyncRunTable,
-        alias=alias,
-        field=field,
-        descending=descending,
-    )
-    template_name = "inventory/sources/run_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(
-        request,
-        template_name,
-        {"filter": filterset, "table": table, "page": page},
+        template_name="inventory/sources/run_list.html",
     )
 
 
@@ -250,33 +231,16 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def event_list(request: HttpRequest) -> HttpResponse:
     """Every deployment event pipelines sent, newest first, filtered and paged by keyset."""
-    base = selectors.deploymentevent_list()
-    filterset = filters.DeploymentEventFilter(
-        request.GET or None, queryset=base, user=request.user
-    )
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    alias, field, descending = parse_sort(
-        request.GET.get("sort"), EVENT_SORTS, "-received_at"
-    )
-    if request.GET.get("export") == "csv":
-        return _csv(
-            _ordered(queryset, field, descending), EVENT_EXPORT_COLUMNS, "events"
-        )
-    page, table = paginate_table(
+    return _keyset_list(
         request,
-        queryset,
+        base=selectors.deploymentevent_list(),
+        filterset_class=filters.DeploymentEventFilter,
+        sorts=EVENT_SORTS,
+        default_sort="-received_at",
+        export_columns=EVENT_EXPORT_COLUMNS,
+        export_name="events",
         table_class=DeploymentEventTable,
-        alias=alias,
-        field=field,
-        descending=descending,
-    )
-    template_name = "inventory/sources/event_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(
-        request,
-        template_name,
-        {"filter": filterset, "table": table, "page": page},
+        template_name="inventory/sources/event_list.html",
     )
 
 
