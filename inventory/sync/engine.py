@@ -224,7 +224,7 @@ class ApplyContext:
             nonhumanidentity_id__in=identity_ids
         ).values_list("nonhumanidentity_id", "deployment_id"):
             current.setdefault(ident, set()).add(dep)
-        add, remove = [], []
+        add = []
         for ident in identity_ids:
             wanted = deployment_ids_by_identity.get(ident, set())
             have = current.get(ident, set())
@@ -232,13 +232,12 @@ class ApplyContext:
                 through(nonhumanidentity_id=ident, deployment_id=d)
                 for d in wanted - have
             ]
-            remove += [(ident, d) for d in have - wanted]
+            if have - wanted:  # one DELETE per identity that lost bindings
+                through.objects.filter(
+                    nonhumanidentity_id=ident, deployment_id__in=have - wanted
+                ).delete()
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
-        for ident, dep in remove:
-            through.objects.filter(
-                nonhumanidentity_id=ident, deployment_id=dep
-            ).delete()
 
     # -- lookups shared by connectors --------------------------------------------------
     def model_ids_by_name(self, names: Iterable[str]) -> dict[str, int]:
