@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic.base import RedirectView
 
 from governance import dashboard
 from inventory import health
@@ -22,9 +23,16 @@ urlpatterns = [
     path("inventory/", include("inventory.urls")),
     path("tokens/", include("inventory.urls_tokens")),
     path("governance/", include("governance.urls")),
-    path("sources/", include("inventory.urls_sources")),
-    path("hooks/", include("inventory.urls_hooks")),
-    path("v1/", include("inventory.urls_otlp")),
-    path("api/v1/", include("inventory.api.urls")),
+    path("sources/", include("sources.urls")),
+    path("hooks/", include("sources.urls_hooks")),
+    path("v1/", include("sources.urls_otlp")),
+    path("api/v1/", include("config.api_urls")),
+    # Sources moved out of the inventory app: old admin addresses redirect, their tail kept.
+    re_path(
+        r"^admin/inventory/(?P<rest>(?:datasource|syncrun|syncerror|deploymentevent|importedfile)/.*)$",
+        RedirectView.as_view(
+            url="/admin/sources/%(rest)s", permanent=True, query_string=True
+        ),
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from governance.models import AuditCheckpoint, AuditEvent
+from audit.models import AuditCheckpoint, AuditEvent
 from inventory.admin import ReadOnlyAdmin
 
 

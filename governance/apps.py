@@ -6,6 +6,3 @@ from django.apps import AppConfig
 class GovernanceConfig(AppConfig):
     name = "governance"
     default_auto_field = "django.db.models.BigAutoField"
-
-    def ready(self) -> None:
-        from governance import receivers  # noqa: F401  (connects the audit trail)

@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory.filters import BaseFilter
 from inventory.permissions import OWNERSHIP
 

@@ -15,12 +15,13 @@ from django.db.models import Count, F, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from governance.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from inventory import models as m
 from inventory import permissions
 from inventory import selectors as inventory_selectors
 from inventory.filters import STALE_AFTER_DAYS
 from inventory.roles import Role
+from sources import models as sm
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -210,8 +211,8 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
         "identities": identity_counts,
         "ages": ages,
         # Not scoped: every role may read the sources' health.
-        "sources_attention": m.DataSource.objects.filter(
+        "sources_attention": sm.DataSource.objects.filter(
             enabled=True,
-            health__in=[m.DataSource.Health.FAILING, m.DataSource.Health.DEGRADED],
+            health__in=[sm.DataSource.Health.FAILING, sm.DataSource.Health.DEGRADED],
         ).count(),
     }

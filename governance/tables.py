@@ -6,7 +6,7 @@ import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory.tables import KeysetTable, WhenColumn
 
 

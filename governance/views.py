@@ -18,9 +18,10 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from governance import audit, filters, selectors, services, tables
+from audit import chain as audit
+from audit.models import AuditEvent
+from governance import filters, selectors, services, tables
 from governance.filters import KNOWN_ACTIONS
-from governance.models import AuditEvent
 from inventory import permissions
 from inventory import selectors as inventory_selectors
 from inventory.csv_export import csv_stream

@@ -13,7 +13,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from inventory import models as m
-from inventory import permissions, selectors
+from inventory import permissions, selectors, source_names
 from inventory.widgets import LookupInput, describe_choice, use_fast_select
 
 STALE_AFTER_DAYS = 90
@@ -96,7 +96,7 @@ def source_choices() -> list[tuple[str, str]]:
     return [
         ("", "Any"),
         (m.MANUAL_SOURCE, "Typed in (manual)"),
-        *selectors.datasource_names().items(),
+        *source_names.names().items(),
     ]
 
 
@@ -278,34 +278,6 @@ class IdentityFilter(SourcedFilter):
         return queryset
 
 
-class DataSourceFilter(BaseFilter):
-    search_fields = ("name", "last_error")
-    kind = df.ChoiceFilter(choices=m.DataSource.Kind.choices)
-    health = df.ChoiceFilter(
-        choices=[
-            *m.DataSource.Health.choices,
-            ("attention", "Needs attention (failing or degraded)"),
-        ],
-        method="filter_health",
-    )
-    enabled = df.BooleanFilter(
-        widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
-    )
-
-    class Meta:
-        model = m.DataSource
-        fields = ["kind", "health", "enabled"]
-
-    def filter_health(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if value == "attention":
-            # What the dashboard's "Sources needing attention" counts.
-            return queryset.filter(
-                enabled=True,
-                health__in=[m.DataSource.Health.FAILING, m.DataSource.Health.DEGRADED],
-            )
-        return queryset.filter(health=value)
-
-
 # Days a date filter takes: the bounds keep the day's start, in any time zone, a datetime
 # the database (and Python) can hold, so a typed-in 0001-01-01 is refused, not a 500.
 EARLIEST_DAY = dt.date(1900, 1, 1)
@@ -339,57 +311,3 @@ class DayFilter(df.DateFilter):
             return qs.filter(**{f"{self.field_name}__gte": _start_of_day(value)})
         end = _start_of_day(value + dt.timedelta(days=1))
         return qs.filter(**{f"{self.field_name}__lt": end})
-
-
-class SyncRunFilter(BaseFilter):
-    """The runs list: which source, how it went, what started it; `q` searches the error."""
-
-    search_fields = ("error",)
-    source = df.ModelChoiceFilter(queryset=m.DataSource.objects.order_by("name"))
-    status = df.ChoiceFilter(choices=m.SyncRun.Status.choices)
-    trigger = df.ChoiceFilter(choices=m.SyncRun.Trigger.choices)
-    dry_run = df.BooleanFilter(
-        label="Dry run",
-        widget=forms.Select(choices=(("", "Any"), *BOOL_CHOICES)),
-    )
-    requested_after = DayFilter(
-        field_name="requested_at", bound="from", label="Requested from"
-    )
-    requested_before = DayFilter(
-        field_name="requested_at", bound="to", label="Requested until"
-    )
-
-    class Meta:
-        model = m.SyncRun
-        fields = ["source", "status", "trigger", "dry_run"]
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.form.fields["q"].label = "Error contains"
-        # Listed names come first, in this order; the free-text box goes last.
-        self.form.order_fields([name for name in self.form.fields if name != "q"])
-
-
-class DeploymentEventFilter(BaseFilter):
-    """The deployment events list; `q` searches endpoint, commit and pipeline."""
-
-    search_fields = ("endpoint", "commit", "pipeline")
-    model_name = df.CharFilter(
-        lookup_expr="icontains", label="Model name", max_length=200
-    )
-    environment = df.ChoiceFilter(choices=m.Deployment.Environment.choices)
-    received_after = DayFilter(
-        field_name="received_at", bound="from", label="Received from"
-    )
-    received_before = DayFilter(
-        field_name="received_at", bound="to", label="Received until"
-    )
-
-    class Meta:
-        model = m.DeploymentEvent
-        fields = ["model_name", "environment"]
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.form.fields["q"].widget.attrs["placeholder"] = "endpoint, commit, pipeline"
-        self.form.order_fields([name for name in self.form.fields if name != "q"])

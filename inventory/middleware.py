@@ -10,7 +10,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
-from inventory.context import client_ip
+from audit.context import client_ip
 
 LAST_SEEN_KEY = "runproof_last_seen"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import Http404
 
 from inventory import models as m
@@ -157,70 +157,3 @@ def person_list(*, user: User) -> QuerySet:
     if permissions.reads_all(user):
         return people
     return people.filter(teams__in=permissions.team_ids(user)).distinct()
-
-
-# ---------------------------------------------------------------------------
-# Data sources and their runs (every signed-in user reads them; settings are
-# shown to administrators only, by the views)
-# ---------------------------------------------------------------------------
-def datasource_list() -> QuerySet[m.DataSource]:
-    """Sources with their latest run's status and id (one subquery each, no N+1)."""
-    latest = m.SyncRun.objects.filter(source=OuterRef("pk")).order_by(
-        "-requested_at", "-id"
-    )
-    return m.DataSource.objects.select_related("team").annotate(
-        last_run_status=Subquery(latest.values("status")[:1]),
-        last_run_id=Subquery(latest.values("pk")[:1]),
-    )
-
-
-def datasource_get(*, source_id: int) -> m.DataSource:
-    source = m.DataSource.objects.select_related("team").filter(pk=source_id).first()
-    if source is None:
-        raise Http404
-    return source
-
-
-def syncrun_recent(*, source: m.DataSource, limit: int) -> list[m.SyncRun]:
-    """The source's latest runs, newest first."""
-    return list(
-        m.SyncRun.objects.filter(source=source)
-        .select_related("requested_by")
-        .order_by("-requested_at", "-id")[:limit]
-    )
-
-
-def syncrun_get(*, run_id: int) -> m.SyncRun:
-    run = (
-        m.SyncRun.objects.select_related("source", "requested_by")
-        .filter(pk=run_id)
-        .first()
-    )
-    if run is None:
-        raise Http404
-    return run
-
-
-def datasource_names() -> dict[str, str]:
-    """Source label ("<kind>:<id>") -> source name, for lists that show where rows came from."""
-    return {
-        f"{kind}:{pk}": name
-        for pk, kind, name in m.DataSource.objects.order_by("name").values_list(
-            "pk", "kind", "name"
-        )
-    }
-
-
-def syncrun_list() -> QuerySet[m.SyncRun]:
-    """Every run of every source, with what the runs list shows beside each (no N+1).
-
-    Runs are read by everyone signed in, like the sources themselves.
-    """
-    return m.SyncRun.objects.select_related("source", "requested_by")
-
-
-def deploymentevent_list() -> QuerySet[m.DeploymentEvent]:
-    """Every deployment event a pipeline sent, with the rows each one points to."""
-    return m.DeploymentEvent.objects.select_related(
-        "deployment", "model_version", "sent_by"
-    )

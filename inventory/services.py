@@ -1,7 +1,7 @@
 """Writes to the inventory. Views, the admin, the API and commands all call these.
 
 Each service checks permission, validates, writes in one transaction and records the
-change for the audit trail (through `signals.governed_change`) in that same transaction.
+change in the audit trail (`audit.record`) in that same transaction.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from django.db import transaction
 from django.db.models import Model
 from django.utils import timezone
 
+import audit
 from inventory import models as m
 from inventory import permissions
-from inventory.signals import governed_change
 from inventory.snapshots import snapshot
 
 if TYPE_CHECKING:
@@ -56,9 +56,8 @@ def change_record(
     after: dict[str, Any] | None,
     actor_label: str = "",
 ) -> None:
-    """Tell governance (the audit trail) about a change; call inside the writing transaction."""
-    governed_change.send(
-        sender=type(target),
+    """Record a change in the audit trail; call inside the writing transaction."""
+    audit.record(
         actor=actor,
         actor_label=actor_label,
         action=action,

@@ -11,7 +11,7 @@ from django.utils.safestring import mark_safe
 from django_tables2.utils import OrderBy, OrderByTuple
 
 from inventory import models as m
-from inventory import selectors
+from inventory import source_names
 from inventory.templatetags.runproof import status_badge
 
 
@@ -73,7 +73,7 @@ class SourceColumn(tables.Column):
         else:
             names = getattr(table, "_source_names", None)
             if names is None:
-                names = table._source_names = selectors.datasource_names()
+                names = table._source_names = source_names.names()
             kind, _, pk = label.partition(":")
             if label in names and pk.isdigit():
                 cell = format_html(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
 from inventory.middleware import LAST_SEEN_KEY
 from tests.factories import AIModelFactory

@@ -15,6 +15,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from inventory import models as m
+from sources import models as sm
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -41,7 +42,7 @@ def test_admin_adds_a_source_uploads_a_file_and_follows_the_run(sign_in, admin_u
     page.get_by_role("button", name="Save").click()
 
     expect(page).to_have_url(re.compile(r"/sources/\d+/$"))
-    source = m.DataSource.objects.get(name="GCP keys (acme-ml)")
+    source = sm.DataSource.objects.get(name="GCP keys (acme-ml)")
     assert source.kind == "gcp_keys"
     expect(page.get_by_role("heading", level=1)).to_have_text("GCP keys (acme-ml)")
     expect(page.get_by_test_id("health")).to_have_text("Not synced yet")
@@ -50,7 +51,7 @@ def test_admin_adds_a_source_uploads_a_file_and_follows_the_run(sign_in, admin_u
     page.get_by_test_id("sync-now").click()
 
     expect(page).to_have_url(re.compile(r"/sources/runs/\d+/$"))
-    run = m.SyncRun.objects.get(source=source)
+    run = sm.SyncRun.objects.get(source=source)
     status = page.get_by_test_id("run-block")
     expect(status).to_have_attribute("data-status", "succeeded")
     expect(page.get_by_test_id("progress")).to_have_attribute("value", "100")
@@ -70,11 +71,11 @@ def test_admin_adds_a_source_uploads_a_file_and_follows_the_run(sign_in, admin_u
 def test_the_progress_bar_follows_a_running_sync_until_it_ends(sign_in, admin_user):
     """A run a worker is busy with: the page polls its fragment every second, the bar moves
     with the counts, and polling stops once the server answers 286 with the final counts."""
-    source = m.DataSource.objects.create(
+    source = sm.DataSource.objects.create(
         name="Slow registry", kind="gcp_keys", schedule_minutes=0
     )
     now = timezone.now()
-    run = m.SyncRun.objects.create(
+    run = sm.SyncRun.objects.create(
         source=source,
         trigger="upload",
         status="running",
@@ -94,11 +95,11 @@ def test_the_progress_bar_follows_a_running_sync_until_it_ends(sign_in, admin_us
     bar = page.get_by_test_id("progress")
     expect(bar).to_have_attribute("value", "30")
 
-    m.SyncRun.objects.filter(pk=run.pk).update(seen=7, created=7)
+    sm.SyncRun.objects.filter(pk=run.pk).update(seen=7, created=7)
     expect(bar).to_have_attribute("value", "70", timeout=5_000)
     assert 200 in polls
 
-    m.SyncRun.objects.filter(pk=run.pk).update(
+    sm.SyncRun.objects.filter(pk=run.pk).update(
         status="succeeded", finished_at=timezone.now(), seen=10, created=10, phase=""
     )
     expect(page.get_by_test_id("run-block")).to_have_attribute(

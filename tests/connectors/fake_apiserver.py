@@ -1,4 +1,4 @@
-"""The fake Kubernetes API server (inventory.k8s_fake) serving the recorded fixtures.
+"""The fake Kubernetes API server (devtools.k8s_fake) serving the recorded fixtures.
 
 Import the fixtures explicitly:
 `from tests.connectors.fake_apiserver import k8s_api, k8s_api_tls, k8s_source`.
@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from inventory import models as m
-from inventory.k8s_fake import RESOURCES, FakeCluster, RunningServer, serve
-from inventory.sync import secrets
+from devtools.k8s_fake import RESOURCES, FakeCluster, RunningServer, serve
+from sources import models as sm
+from sources.sync import secrets
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "k8s"
 TOKEN = "test-token-3f9a"
@@ -85,8 +85,8 @@ def k8s_source(db):
     """Make a Kubernetes DataSource: k8s_source(url, token=TOKEN, **settings)."""
 
     def make(url: str = "", *, token: str | None = TOKEN, **config: Any):
-        return m.DataSource.objects.create(
-            name=f"Cluster {m.DataSource.objects.count() + 1}",
+        return sm.DataSource.objects.create(
+            name=f"Cluster {sm.DataSource.objects.count() + 1}",
             kind="kubernetes",
             config={"api_url": url, **config},
             secrets_encrypted=secrets.encrypt({"token": token} if token else {}),

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from inventory.bench_mlflow import MlflowServer, MlflowServerError, start_mlflow_server
+from devtools.bench_mlflow import MlflowServer, MlflowServerError, start_mlflow_server
 
 CLIENT_SECONDS = 120
 

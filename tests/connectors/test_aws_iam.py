@@ -13,13 +13,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from freezegun import freeze_time
 from moto import mock_aws
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.connectors import aws_iam
 from inventory.filters import IdentityFilter
-from inventory.sync import runner, secrets
-from inventory.sync.base import RevokeError
-from inventory.sync.revoke import revoke_at_source
+from sources import models as sm
+from sources.connectors import aws_iam
+from sources.sync import runner, secrets
+from sources.sync.base import RevokeError
+from sources.sync.revoke import revoke_at_source
 from tests.connectors import aws_server
 from tests.connectors.aws_server import ACCOUNT_ID, free_port
 from tests.factories import AIModelFactory, DeploymentFactory
@@ -50,10 +51,10 @@ def sync(django_capture_on_commit_callbacks, settings, tmp_path):
     return do
 
 
-def make_source(endpoint_url=None, *, secrets_=None, **config) -> m.DataSource:
+def make_source(endpoint_url=None, *, secrets_=None, **config) -> sm.DataSource:
     if endpoint_url:
         config["endpoint_url"] = endpoint_url
-    return m.DataSource.objects.create(
+    return sm.DataSource.objects.create(
         name="AWS prod",
         kind="aws_iam",
         config={"rules": RULES, **config},
@@ -199,14 +200,14 @@ def test_unreachable_endpoint_fails_the_run_and_queues_a_retry(sync):
     run = sync(source)
     assert run.status == "failed"
     assert "AWS IAM did not answer" in run.error
-    assert m.SyncRun.objects.get(retry_of=run).status == "queued"
+    assert sm.SyncRun.objects.get(retry_of=run).status == "queued"
 
 
 def test_half_a_key_pair_is_a_configuration_error_without_retry(aws, sync):
     source = make_source(aws.endpoint_url, secrets_={"access_key_id": "AKIAONLY"})
     run = sync(source)
     assert run.status == "failed" and run.error == aws_iam.PARTIAL_KEYS
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
     assert "AKIAONLY" not in run.error
 
 

@@ -9,12 +9,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from inventory import models as m
-from inventory.connectors import credentials as c
-from inventory.connectors.aws_iam import AwsIamConnector
-from inventory.connectors.gcp_keys import GcpKeysConnector
-from inventory.connectors.vault import VaultConnector
-from inventory.sync.base import Record
-from inventory.sync.engine import ApplyContext
+from sources import models as sm
+from sources.connectors import credentials as c
+from sources.connectors.aws_iam import AwsIamConnector
+from sources.connectors.gcp_keys import GcpKeysConnector
+from sources.connectors.vault import VaultConnector
+from sources.sync.base import Record
+from sources.sync.engine import ApplyContext
 from tests.factories import AIModelFactory, DeploymentFactory, TeamFactory
 
 
@@ -134,8 +135,8 @@ def test_parse_time_refuses_the_rest(value):
 @pytest.fixture
 def apply_ctx(db):
     team = TeamFactory(name="Platform", slug="platform")
-    source = m.DataSource.objects.create(name="Keys", kind="gcp_keys", team=team)
-    run = m.SyncRun.objects.create(source=source, trigger="command")
+    source = sm.DataSource.objects.create(name="Keys", kind="gcp_keys", team=team)
+    run = sm.SyncRun.objects.create(source=source, trigger="command")
     return ApplyContext(source=source, run=run)
 
 

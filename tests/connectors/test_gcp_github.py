@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from inventory import models as m
-from inventory.sync import runner
-from inventory.sync.base import RevokeError
-from inventory.sync.revoke import revoke_at_source
+from sources import models as sm
+from sources.sync import runner
+from sources.sync.base import RevokeError
+from sources.sync.revoke import revoke_at_source
 from tests.factories import AIModelFactory, DeploymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +44,8 @@ def upload(django_capture_on_commit_callbacks, settings, tmp_path):
     return do
 
 
-def gcp_source(**config) -> m.DataSource:
-    return m.DataSource.objects.create(
+def gcp_source(**config) -> sm.DataSource:
+    return sm.DataSource.objects.create(
         name="GCP keys",
         kind="gcp_keys",
         config={
@@ -55,8 +56,8 @@ def gcp_source(**config) -> m.DataSource:
     )
 
 
-def github_source(**config) -> m.DataSource:
-    return m.DataSource.objects.create(
+def github_source(**config) -> sm.DataSource:
+    return sm.DataSource.objects.create(
         name="GitHub acme",
         kind="github_tokens",
         config={
@@ -232,8 +233,8 @@ def test_github_empty_export_marks_earlier_tokens_gone(upload):
 
 
 def test_rules_are_checked_when_settings_are_saved():
-    from inventory.connectors.github_tokens import GithubTokensConnector
-    from inventory.sync.services import clean_settings
+    from sources.connectors.github_tokens import GithubTokensConnector
+    from sources.sync.services import clean_settings
 
     with pytest.raises(ValidationError) as exc:
         clean_settings(

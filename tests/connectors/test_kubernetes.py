@@ -14,15 +14,16 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from devtools.k8s_fake import SyntheticShape, iter_synthetic, write_list_file
 from inventory import models as m
-from inventory.connectors.kubernetes import (
+from sources import models as sm
+from sources.connectors.kubernetes import (
     ERR_NOT_JSON,
     KubernetesConnector,
     Options,
 )
-from inventory.k8s_fake import SyntheticShape, iter_synthetic, write_list_file
-from inventory.sync import runner, services
-from inventory.sync.base import FetchContext, Record
+from sources.sync import runner, services
+from sources.sync.base import FetchContext, Record
 from tests.connectors import fake_apiserver
 from tests.connectors.fake_apiserver import (
     TOKEN,
@@ -307,7 +308,7 @@ def test_wrong_token_fails_with_a_config_error_and_no_retry(k8s_api, k8s_source,
     assert run.status == "failed"
     assert "refused the credentials (HTTP 401)" in run.error
     assert "not-the-token" not in run.error, "a secret never goes into an error"
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
     assert not m.Deployment.objects.exists()
     no_token = sync(k8s_source(k8s_api.url, token=None))
     assert "no token is set" in no_token.error
@@ -318,7 +319,7 @@ def test_forbidden_resource_fails_with_a_config_error(k8s_api, k8s_source, sync)
     run = sync(k8s_source(k8s_api.url))
     assert run.status == "failed" and "HTTP 403" in run.error
     assert "inferenceservices.serving.kserve.io" in run.error
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
 
 
 def test_server_error_fails_keeps_data_and_queues_a_retry(
@@ -329,7 +330,7 @@ def test_server_error_fails_keeps_data_and_queues_a_retry(
     k8s_api.cluster.fail_status = 500
     run = sync(source)
     assert run.status == "failed" and "HTTP 500" in run.error
-    assert m.SyncRun.objects.get(retry_of=run).status == "queued"
+    assert sm.SyncRun.objects.get(retry_of=run).status == "queued"
     assert m.Deployment.objects.filter(gone_at__isnull=True).count() == 7, (
         "a failed run marks nothing gone"
     )
@@ -341,7 +342,7 @@ def test_unreachable_server_is_unavailable_and_retried(k8s_source, sync):
         port = s.getsockname()[1]  # closed again: nothing listens there
     run = sync(k8s_source(f"http://127.0.0.1:{port}"))
     assert run.status == "failed" and "Cannot reach the Kubernetes API" in run.error
-    assert m.SyncRun.objects.filter(retry_of=run).exists()
+    assert sm.SyncRun.objects.filter(retry_of=run).exists()
 
 
 def test_missing_crd_group_is_skipped_with_a_note(k8s_api, k8s_source, registry, sync):
@@ -373,7 +374,7 @@ def test_tls_with_the_clusters_ca_and_without(k8s_api_tls, k8s_source, registry,
     untrusted = sync(k8s_source(k8s_api_tls.url))
     assert untrusted.status == "failed"
     assert "TLS connection" in untrusted.error and "CA certificate" in untrusted.error
-    assert not m.SyncRun.objects.filter(retry_of=untrusted).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=untrusted).exists()
     unverified = sync(k8s_source(k8s_api_tls.url, verify_tls=False))
     assert unverified.status == "succeeded"
 
@@ -465,7 +466,7 @@ def test_uploaded_file_that_is_not_a_list_fails_clearly(
     run = sync(source, upload=SimpleUploadedFile("export.json", content))
     assert run.status == "failed"
     assert message in run.error
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
 
 
 def test_an_empty_list_means_nothing_runs(k8s_source, registry, sync, tmp_path):
@@ -574,7 +575,7 @@ def test_fifty_thousand_objects_stream_through_the_upload_path_in_bounded_memory
     path = tmp_path / "kubectl-export.json"
     assert write_list_file(str(path), iter_synthetic(shape)) == 50_000
     size_mb = path.stat().st_size / 2**20
-    source = m.DataSource.objects.create(name="Big", kind="kubernetes")
+    source = sm.DataSource.objects.create(name="Big", kind="kubernetes")
     ctx = FetchContext(source=source, settings={}, secrets={}, upload_path=str(path))
     connector = KubernetesConnector(source)
 
@@ -605,15 +606,15 @@ def test_a_batch_costs_the_same_queries_whatever_its_size(registry):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from inventory.connectors.kubernetes import KIND_BY_KEY, parse_object
-    from inventory.k8s_fake import synthetic_object
-    from inventory.sync.engine import ApplyContext
+    from devtools.k8s_fake import synthetic_object
+    from sources.connectors.kubernetes import KIND_BY_KEY, parse_object
+    from sources.sync.engine import ApplyContext
 
     shape = SyntheticShape(objects=2_000, namespaces=50, models=40)
     counts = []
     for size in (20, 400):
-        source = m.DataSource.objects.create(name=f"Batch {size}", kind="kubernetes")
-        ctx = ApplyContext(source=source, run=m.SyncRun.objects.create(source=source))
+        source = sm.DataSource.objects.create(name=f"Batch {size}", kind="kubernetes")
+        ctx = ApplyContext(source=source, run=sm.SyncRun.objects.create(source=source))
         connector = KubernetesConnector(source)
         parsed = [
             parse_object(

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from inventory.connectors.kubernetes import (
+from sources.connectors.kubernetes import (
     KIND_BY_KEY,
     BadObject,
     ModelUri,

@@ -16,11 +16,12 @@ import time
 import pytest
 from django.urls import reverse
 
+from devtools.bench_mlflow import free_port
 from inventory import models as m
-from inventory.bench_mlflow import free_port
-from inventory.connectors.mlflow import MLflowConnector
-from inventory.sync import runner, secrets
-from inventory.sync.base import RevokeError
+from sources import models as sm
+from sources.connectors.mlflow import MLflowConnector
+from sources.sync import runner, secrets
+from sources.sync.base import RevokeError
 from tests.connectors.mlflow_server import (
     mlflow_client,
     mlflow_server_fixture,  # noqa: F401  (registers the `mlflow_server` fixture)
@@ -166,8 +167,8 @@ def mlflow_source(db):
     def make(url, prefix=None, secret_values=None, **config):
         if prefix:
             config.setdefault("name_filter", f"name LIKE '{prefix}-%'")
-        return m.DataSource.objects.create(
-            name=f"MLflow {prefix or 'x'} {m.DataSource.objects.count()}",
+        return sm.DataSource.objects.create(
+            name=f"MLflow {prefix or 'x'} {sm.DataSource.objects.count()}",
             kind="mlflow",
             config={"tracking_uri": url, **config},
             secrets_encrypted=secrets.encrypt(secret_values or {}),
@@ -342,7 +343,7 @@ def test_unreachable_server_fails_the_run_and_queues_a_retry(mlflow_source, sync
     run = sync(source)
     assert run.status == "failed"
     assert "did not answer" in run.error
-    retry = m.SyncRun.objects.get(retry_of=run)
+    retry = sm.SyncRun.objects.get(retry_of=run)
     assert (retry.status, retry.trigger) == ("queued", "retry")
     source.refresh_from_db()
     assert source.health == "failing"
@@ -355,7 +356,7 @@ def test_a_bad_filter_is_a_configuration_error_without_retry(
     run = sync(source)
     assert run.status == "failed"
     assert "MLflow rejected the request (HTTP 400)" in run.error
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
 
 
 # ---------------------------------------------------------------------------
@@ -432,7 +433,7 @@ def test_error_answers_map_to_clear_failures(
     assert run.status == "failed"
     assert expected in run.error
     assert "tok-secret-value" not in run.error
-    assert m.SyncRun.objects.filter(retry_of=run).exists() == retried
+    assert sm.SyncRun.objects.filter(retry_of=run).exists() == retried
 
 
 # ---------------------------------------------------------------------------
@@ -568,7 +569,7 @@ def test_a_real_mlflow_webhook_triggers_a_sync(
         assert tested["response_status"] == 202
         body = json.loads(tested["response_body"])
         assert body["created"] is True
-        run = m.SyncRun.objects.get(pk=body["run"])
+        run = sm.SyncRun.objects.get(pk=body["run"])
         assert (run.source_id, run.trigger, run.status) == (
             source.pk,
             "webhook",
@@ -591,7 +592,7 @@ def test_a_real_mlflow_webhook_triggers_a_sync(
         )
         second = _wait_for(
             lambda: (
-                m.SyncRun.objects.filter(source=source, trigger="webhook")
+                sm.SyncRun.objects.filter(source=source, trigger="webhook")
                 .exclude(pk=run.pk)
                 .first()
             )
@@ -651,13 +652,13 @@ def hook(client, mlflow_source, queued_runs):
 def test_a_signed_webhook_asks_for_one_sync_and_repeats_collapse(hook):
     first = hook()
     assert first.status_code == 202
-    run = m.SyncRun.objects.get(source=hook.source)
+    run = sm.SyncRun.objects.get(source=hook.source)
     assert first.json() == {"run": run.pk, "created": True}
     assert run.trigger == "webhook"
     second = hook(headers=sign(EVENT, delivery="d-2"))
     assert second.status_code == 202
     assert second.json() == {"run": run.pk, "created": False}
-    assert m.SyncRun.objects.filter(source=hook.source).count() == 1
+    assert sm.SyncRun.objects.filter(source=hook.source).count() == 1
 
 
 # Built when the test runs (lambdas), so the timestamps are relative to that moment.
@@ -686,7 +687,7 @@ def test_unsigned_forged_or_stale_webhooks_are_refused(hook, make_headers):
     response = hook(headers=make_headers())
     assert response.status_code == 401
     assert "error" in response.json()
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_webhook_bodies_that_are_too_big_or_not_json(hook):
@@ -698,7 +699,7 @@ def test_webhook_bodies_that_are_too_big_or_not_json(hook):
     assert hook(body=b'{"entity": "prompt", "action": "created"}').json() == {
         "ignored": "prompt"
     }
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_webhooks_for_unknown_disabled_or_secretless_sources(
@@ -706,7 +707,7 @@ def test_webhooks_for_unknown_disabled_or_secretless_sources(
 ):
     assert hook(source_id=999_999).status_code == 404
     assert hook(source_id=10**30).status_code == 404, "beyond any integer column"
-    otlp = m.DataSource.objects.create(name="otlp", kind="otlp")
+    otlp = sm.DataSource.objects.create(name="otlp", kind="otlp")
     assert hook(source_id=otlp.pk).status_code == 404
     no_secret = mlflow_source("http://127.0.0.1:9")
     assert hook(source_id=no_secret.pk).status_code == 401
@@ -716,4 +717,4 @@ def test_webhooks_for_unknown_disabled_or_secretless_sources(
     assert refused.status_code == 409 and "disabled" in refused.json()["error"]
     url = reverse("hooks:mlflow", args=[hook.source.pk])
     assert client.get(url).status_code == 405
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()

@@ -20,7 +20,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from inventory import models as m
-from inventory.connectors.mlflow import (
+from sources import models as sm
+from sources.connectors.mlflow import (
     MAX_VERSION_FILTER_CHARS,
     VERSION_NAMES_PER_QUERY,
     MalformedItem,
@@ -35,8 +36,8 @@ from inventory.connectors.mlflow import (
     tag_dict,
     version_filter,
 )
-from inventory.sync import runner
-from inventory.sync.engine import ApplyContext
+from sources.sync import runner
+from sources.sync.engine import ApplyContext
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "mlflow"
 RULES = Rules()
@@ -339,7 +340,7 @@ def test_recorded_error_answers_keep_mlflows_message():
 def test_an_unreadable_version_is_recorded_and_keeps_its_last_known_row(
     models, raw_versions
 ):
-    source = m.DataSource.objects.create(
+    source = sm.DataSource.objects.create(
         name="mlflow", kind="mlflow", config={"tracking_uri": "http://127.0.0.1:9"}
     )
     connector = MLflowConnector(source)
@@ -347,7 +348,7 @@ def test_an_unreadable_version_is_recorded_and_keeps_its_last_known_row(
     good = [v for ext, v in raw_versions.items() if ext.startswith(fraud.name)]
 
     first = ApplyContext(
-        source=source, run=m.SyncRun.objects.create(source=source, status="succeeded")
+        source=source, run=sm.SyncRun.objects.create(source=source, status="succeeded")
     )
     connector.apply([connector._record(fraud, good, RULES)], first)
     assert (first.counts.created, first.counts.errors) == (4, 0)
@@ -355,7 +356,7 @@ def test_an_unreadable_version_is_recorded_and_keeps_its_last_known_row(
     broken = copy.deepcopy(good)
     broken[0]["tags"] = "not tags"
     second = ApplyContext(
-        source=source, run=m.SyncRun.objects.create(source=source, status="succeeded")
+        source=source, run=sm.SyncRun.objects.create(source=source, status="succeeded")
     )
     connector.apply([connector._record(fraud, broken, RULES)], second)
     runner._mark_gone(connector, second)

@@ -12,17 +12,18 @@ import json
 import pytest
 from django.core.exceptions import PermissionDenied
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.connectors import CONNECTORS
-from inventory.sync import secrets
-from inventory.sync.base import (
+from sources import models as sm
+from sources.connectors import CONNECTORS
+from sources.sync import secrets
+from sources.sync.base import (
     Connector,
     RevokeError,
     SourceConfigError,
     SourceUnavailable,
 )
-from inventory.sync.revoke import ALREADY_REVOKED, revoke_at_source
+from sources.sync.revoke import ALREADY_REVOKED, revoke_at_source
 from tests.factories import ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +59,7 @@ def revocable(monkeypatch, tmp_path):
         CONNECTORS, "test_revocable", f"{__name__}.FileRegistryConnector"
     )
     log = tmp_path / "revoked.jsonl"
-    source = m.DataSource.objects.create(
+    source = sm.DataSource.objects.create(
         name="Registry",
         kind="test_revocable",
         config={"log": str(log)},
@@ -76,7 +77,7 @@ def revocable(monkeypatch, tmp_path):
     return source
 
 
-def identity_of(source: m.DataSource, **kw) -> m.NonHumanIdentity:
+def identity_of(source: sm.DataSource, **kw) -> m.NonHumanIdentity:
     return m.NonHumanIdentity.objects.create(
         name="svc-key", source=source.source_label, external_id="key-1", **kw
     )
@@ -166,7 +167,7 @@ def test_objects_of_a_deleted_source_cannot_be_revoked(revocable, admin_user):
 
 
 def test_connectors_that_cannot_revoke_say_so(admin_user):
-    source = m.DataSource.objects.create(name="GitHub", kind="github_tokens")
+    source = sm.DataSource.objects.create(name="GitHub", kind="github_tokens")
     identity = identity_of(source)
     with pytest.raises(
         RevokeError, match="GitHub tokens and OAuth apps .* cannot revoke"

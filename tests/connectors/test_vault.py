@@ -8,11 +8,12 @@ import hvac
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.connectors import vault
-from inventory.sync import runner, secrets
-from inventory.sync.revoke import revoke_at_source
+from sources import models as sm
+from sources.connectors import vault
+from sources.sync import runner, secrets
+from sources.sync.revoke import revoke_at_source
 from tests.connectors import openbao_server as bao_fixtures
 from tests.connectors.openbao_server import start_openbao
 from tests.factories import AIModelFactory, DeploymentFactory
@@ -38,8 +39,8 @@ def sync(django_capture_on_commit_callbacks):
     return do
 
 
-def make_source(server, token=None, **config) -> m.DataSource:
-    return m.DataSource.objects.create(
+def make_source(server, token=None, **config) -> sm.DataSource:
+    return sm.DataSource.objects.create(
         name="Vault",
         kind="vault",
         config={"url": server.url, "rules": RULES, **config},
@@ -180,7 +181,7 @@ def test_a_token_without_the_right_policy_is_a_config_error(bao, sync):
     assert run.status == "failed"
     assert run.error == vault.REFUSED.format(status=403)
     assert weak["client_token"] not in run.error
-    assert not m.SyncRun.objects.filter(retry_of=run).exists()
+    assert not sm.SyncRun.objects.filter(retry_of=run).exists()
 
 
 def test_server_down_fails_keeps_identities_and_queues_a_retry(sync, tmp_path):
@@ -195,7 +196,7 @@ def test_server_down_fails_keeps_identities_and_queues_a_retry(sync, tmp_path):
     run = sync(source)
 
     assert run.status == "failed" and run.error.startswith("Vault did not answer at")
-    retry = m.SyncRun.objects.get(retry_of=run)
+    retry = sm.SyncRun.objects.get(retry_of=run)
     assert retry.status == "queued" and retry.retry_number == 1
     assert m.NonHumanIdentity.objects.filter(gone_at__isnull=True).count() == (
         first.created

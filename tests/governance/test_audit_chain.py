@@ -12,14 +12,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
-from governance import tasks
-from governance.audit import (
+from audit import tasks
+from audit.chain import (
     GENESIS_HASH,
     audit_chain_verify,
     audit_checkpoint_take,
     event_hash,
 )
-from governance.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from inventory import models as m
 from inventory import services
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory import models as m
+from sources import models as sm
 from tests.factories import (
     AIModelFactory,
     DeploymentFactory,
@@ -235,12 +236,11 @@ def test_figures_are_kept_for_a_minute_per_scope(
 def test_sources_needing_attention_counts_and_links_to_the_same_sources(
     client, auditor
 ):
-    from inventory import models as m
 
-    m.DataSource.objects.create(name="Broken", kind="mlflow", health="failing")
-    m.DataSource.objects.create(name="Skipping", kind="vault", health="degraded")
-    m.DataSource.objects.create(name="Fine", kind="aws_iam", health="healthy")
-    m.DataSource.objects.create(
+    sm.DataSource.objects.create(name="Broken", kind="mlflow", health="failing")
+    sm.DataSource.objects.create(name="Skipping", kind="vault", health="degraded")
+    sm.DataSource.objects.create(name="Fine", kind="aws_iam", health="healthy")
+    sm.DataSource.objects.create(
         name="Off", kind="gcp_keys", health="failing", enabled=False
     )
     client.force_login(auditor)

@@ -8,8 +8,8 @@ from django.template import engines
 from django.test import RequestFactory
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from governance import services
-from governance.models import AuditEvent
 from inventory import models as m
 from inventory import permissions
 from tests.factories import AIModelFactory, ModelVersionFactory
@@ -148,12 +148,12 @@ def test_only_the_risk_committee_and_admins_decide(role, request, version):
 
 @pytest.mark.django_db
 def test_a_failed_audit_rolls_the_decision_back(version, risk, monkeypatch):
-    from governance import receivers
+    from audit import services as audit_services
 
     def broken(**kwargs):
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr(receivers, "audit_event_record", broken)
+    monkeypatch.setattr(audit_services, "record_many", broken)
     with pytest.raises(RuntimeError):
         services.model_version_set_approval(
             actor=risk, version=version, approval=A.APPROVED

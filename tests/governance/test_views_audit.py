@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertTemplateUsed
 
-from governance.audit import audit_checkpoint_take
-from governance.models import AuditEvent
+from audit.chain import audit_checkpoint_take
+from audit.models import AuditEvent
 from inventory import models as m
 from inventory import services
 from tests.factories import UserFactory
@@ -151,7 +151,7 @@ def test_filters(query, expected, client, admin_user, events):
 
 @pytest.mark.django_db
 def test_date_filters_take_whole_days(client, admin_user, team_a, monkeypatch):
-    from governance import audit
+    from audit import services as audit
 
     now = timezone.now()
     # Events are append-only (on PostgreSQL, enforced), so the old one is recorded as old.

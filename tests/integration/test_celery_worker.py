@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from governance import tasks
-from governance.audit import audit_event_record
-from governance.models import AuditCheckpoint
+from audit import tasks
+from audit.models import AuditCheckpoint
+from audit.services import record as audit_event_record
 from tests.factories import TeamFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]

@@ -25,6 +25,7 @@ import pytest
 from django.conf import settings
 
 from inventory import models as m
+from sources import models as sm
 from tests.integration.conftest import Worker, _test_database_url, spawn_worker
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -125,13 +126,13 @@ def keys_file(path: Path, n: int, prefix: str) -> Path:
     return path
 
 
-def ask_for_sync(env: dict, source: m.DataSource, path: Path) -> int:
+def ask_for_sync(env: dict, source: sm.DataSource, path: Path) -> int:
     return int(
         manage_shell(
             env,
             "from django.core.files import File\n"
-            "from inventory.models import DataSource\n"
-            "from inventory.sync import runner\n"
+            "from sources.models import DataSource\n"
+            "from sources.sync import runner\n"
             f"s = DataSource.objects.get(pk={source.pk})\n"
             f"f = File(open({str(path)!r}, 'rb'), name={path.name!r})\n"
             "run, _ = runner.request_sync(source=s, trigger='command', upload=f)\n"
@@ -143,7 +144,7 @@ def ask_for_sync(env: dict, source: m.DataSource, path: Path) -> int:
 def tick(env: dict) -> dict:
     out = manage_shell(
         env,
-        "import json\nfrom inventory.sync import runner\nprint(json.dumps(runner.tick()))",
+        "import json\nfrom sources.sync import runner\nprint(json.dumps(runner.tick()))",
     )
     return json.loads(out.splitlines()[-1])
 
@@ -158,16 +159,16 @@ def wait_for(predicate, what: str, timeout: float = WAIT, every: float = 0.1):
     pytest.fail(f"timed out waiting for {what}")
 
 
-def run_row(pk: int) -> m.SyncRun:
-    return m.SyncRun.objects.get(pk=pk)
+def run_row(pk: int) -> sm.SyncRun:
+    return sm.SyncRun.objects.get(pk=pk)
 
 
 def figure(text: str) -> None:
     sys.stderr.write(f"\n[figure] {text}\n")
 
 
-def make_source(name: str) -> m.DataSource:
-    return m.DataSource.objects.create(name=name, kind="gcp_keys", schedule_minutes=0)
+def make_source(name: str) -> sm.DataSource:
+    return sm.DataSource.objects.create(name=name, kind="gcp_keys", schedule_minutes=0)
 
 
 def start_worker(env: dict, tmp_path: Path, name: str) -> Worker:
@@ -213,7 +214,7 @@ def test_worker_killed_mid_sync_is_recovered_without_duplicates(env, tmp_path):
     rows = m.NonHumanIdentity.objects.filter(source=source.source_label)
     assert rows.count() == KEYS
     assert rows.values("external_id").distinct().count() == KEYS
-    assert m.SyncRun.objects.filter(source=source).count() == 1
+    assert sm.SyncRun.objects.filter(source=source).count() == 1
     figure(
         f"SIGKILL after {partial} of {KEYS} keys applied; recovered and finished in "
         f"{recovered_in:.1f} s (lease 3 s); {rows.count()} rows, 0 duplicates; "

@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from inventory import demo
+from devtools import demo
 
 
 @pytest.mark.django_db

@@ -7,7 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import forms
 from inventory import models as m
 from tests.factories import AIModelFactory, DeploymentFactory, ModelVersionFactory

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import services
 from tests.factories import (
     AIModelFactory,

@@ -12,9 +12,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q
 from django.urls import reverse
 
-from governance.models import AuditEvent
-from inventory import demo
+from audit.models import AuditEvent
+from devtools import demo
 from inventory import models as m
+from sources import models as sm
 
 SMALL = {"models": 40, "deployments": 120, "identities": 300}
 SOURCED = [m.AIModel, m.ModelVersion, m.System, m.Deployment, m.NonHumanIdentity]
@@ -249,7 +250,7 @@ def test_accounts_then_seed_share_the_owner_teams():
 @pytest.mark.django_db
 def test_demo_sources_sync_their_demo_files(settings, tmp_path):
     """Every demo source runs once, through the real connectors and the upload path."""
-    from inventory import demo_sources
+    from devtools import demo_sources
     from inventory import models as m
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
@@ -261,9 +262,9 @@ def test_demo_sources_sync_their_demo_files(settings, tmp_path):
         demo_sources.GCP,
         demo_sources.GITHUB,
     }
-    runs = m.SyncRun.objects.select_related("source")
+    runs = sm.SyncRun.objects.select_related("source")
     assert {r.source.name: r.status for r in runs} == dict.fromkeys(seen, "succeeded")
-    assert not m.DataSource.objects.get(name=demo_sources.MLFLOW).enabled
+    assert not sm.DataSource.objects.get(name=demo_sources.MLFLOW).enabled
     workloads = m.Deployment.objects.filter(source__startswith="kubernetes:")
     assert any(d.version_drift for d in workloads), "the demo shows drift"
     assert workloads.filter(observed_version=None).exclude(observed_version_label="")

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from governance.audit import audit_chain_verify
-from governance.models import AuditEvent
+from audit.chain import audit_chain_verify
+from audit.models import AuditEvent
 from inventory import models as m
 from inventory import permissions, services
 from tests.factories import (
@@ -114,12 +114,12 @@ def test_invalid_instance_writes_nothing(owner, team_a):
 @pytest.mark.django_db
 def test_failure_while_auditing_rolls_the_change_back(owner, team_a, monkeypatch):
     """The change and its audit event commit together or not at all."""
-    from governance import receivers
+    from audit import services as audit_services
 
     def broken(**kwargs):
         raise RuntimeError("audit store down")
 
-    monkeypatch.setattr(receivers, "audit_event_record", broken)
+    monkeypatch.setattr(audit_services, "record_many", broken)
     model = AIModelFactory(team=team_a)
     with pytest.raises(RuntimeError):
         services.object_create(

@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
 from inventory import services
 from inventory.management.commands import create_token, revoke_token

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from pytest_django.asserts import assertTemplateUsed
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
 from inventory import services
 from inventory.views_tokens import FORM_INVALID, TOKEN_REVOKED

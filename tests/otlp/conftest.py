@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from inventory import otlp, services
+from inventory import services
+from sources.receivers import otlp
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from opentelemetry.trace import Status, StatusCode
 
-from inventory import otlp
+from sources.receivers import otlp
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "otlp"
 ENDPOINT = "llm-gw.ml-serving.svc"

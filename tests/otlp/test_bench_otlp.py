@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
+from devtools.bench_otlp import bench_otlp
 from inventory import models as m
-from inventory.bench_otlp import bench_otlp
 
 pytestmark = pytest.mark.django_db
 

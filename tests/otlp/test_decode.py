@@ -12,7 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 
-from inventory import otlp
+from sources.receivers import otlp
 from tests.otlp.spans import (
     chat_spans,
     fixture_lines,

@@ -10,8 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from inventory import models as m
-from inventory.connectors import otlp as connector
-from inventory.sync import runner
+from sources import models as sm
+from sources.connectors import otlp as connector
+from sources.sync import runner
 from tests.factories import AIModelFactory, DeploymentFactory
 from tests.otlp.spans import FIXTURES
 
@@ -42,7 +43,7 @@ def sync(django_capture_on_commit_callbacks, settings, tmp_path):
 
 @pytest.fixture
 def source(db):
-    return m.DataSource.objects.create(
+    return sm.DataSource.objects.create(
         name="Collector files", kind="otlp", schedule_minutes=0
     )
 
@@ -104,14 +105,14 @@ def test_a_run_whose_worker_died_after_the_usage_committed_adds_nothing_twice(
     totals = usage_totals()
     # As the dead worker left it: usage and ImportedFile committed, run still running.
     long_ago = timezone.now() - timedelta(hours=1)
-    m.SyncRun.objects.filter(pk=run.pk).update(
+    sm.SyncRun.objects.filter(pk=run.pk).update(
         status="running", heartbeat_at=long_ago, finished_at=None
     )
     assert runner.reconcile()["requeued"] == 1
     run.refresh_from_db()
     assert (run.status, run.attempt) == ("succeeded", 2)
     assert usage_totals() == totals
-    assert m.ImportedFile.objects.get().run_id == run.pk
+    assert sm.ImportedFile.objects.get().run_id == run.pk
 
 
 def test_a_dry_run_writes_nothing_and_does_not_count_as_imported(source, sync):
@@ -147,7 +148,7 @@ def test_a_gzipped_file_is_read(source, sync):
 def test_a_failure_while_writing_writes_nothing_and_the_file_can_be_imported_again(
     source, sync, monkeypatch
 ):
-    from inventory import otlp
+    from sources.receivers import otlp
 
     real = otlp._touch_last_seen
 
@@ -195,7 +196,7 @@ def test_import_otlp_command_prints_counts_and_refuses_a_second_import(
     assert "5 span(s): 4 GenAI, 1 without GenAI attributes" in text
     assert "4 hourly usage bucket(s) written for 3 deployment(s)" in text
     assert "skipped line 2: Not JSON: Expecting ',' delimiter at character 69." in text
-    source = m.DataSource.objects.get(kind="otlp")
+    source = sm.DataSource.objects.get(kind="otlp")
     assert source.name == "OpenTelemetry traces"
     with pytest.raises(CommandError, match="already imported"):
         call_command("import_otlp", str(BAD_LINE_FILE), stdout=io.StringIO())

@@ -17,7 +17,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from inventory import models as m
-from inventory import otlp, services
+from inventory import services
+from sources import models as sm
+from sources.receivers import otlp
 from tests.factories import AIModelFactory, DeploymentFactory, IdentityFactory
 from tests.otlp.spans import (
     CHAT,
@@ -51,7 +53,7 @@ def written() -> tuple[int, ...]:
         m.UsageHour.objects.count(),
         m.Deployment.objects.count(),
         m.AIModel.objects.count(),
-        m.DataSource.objects.count(),
+        sm.DataSource.objects.count(),
     )
 
 
@@ -66,7 +68,7 @@ def test_spans_become_usage_and_an_observed_unowned_deployment(client, telemetry
         == ExportTraceServiceResponse()
     )
 
-    source = m.DataSource.objects.get(kind="otlp")
+    source = sm.DataSource.objects.get(kind="otlp")
     assert source.name == otlp.RECEIVER_SOURCE_NAME and source.health == "healthy"
     deployment = m.Deployment.objects.get()
     assert deployment.source == source.source_label
@@ -476,7 +478,7 @@ def test_get_is_405(client, telemetry_token):
 
 
 def test_disabled_source_refuses_traces(client, telemetry_token):
-    m.DataSource.objects.create(
+    sm.DataSource.objects.create(
         name="Traces", kind="otlp", enabled=False, schedule_minutes=0
     )
     response = post(client, protobuf_body(chat_spans(START)), token=telemetry_token)
@@ -486,10 +488,10 @@ def test_disabled_source_refuses_traces(client, telemetry_token):
 
 
 def test_the_first_enabled_otlp_source_is_used(client, telemetry_token):
-    m.DataSource.objects.create(
+    sm.DataSource.objects.create(
         name="Old", kind="otlp", enabled=False, schedule_minutes=0
     )
-    live = m.DataSource.objects.create(name="Live", kind="otlp", schedule_minutes=0)
+    live = sm.DataSource.objects.create(name="Live", kind="otlp", schedule_minutes=0)
     assert (
         post(
             client, protobuf_body(chat_spans(START)), token=telemetry_token
@@ -497,7 +499,7 @@ def test_the_first_enabled_otlp_source_is_used(client, telemetry_token):
         == 200
     )
     assert m.Deployment.objects.get().source == live.source_label
-    assert m.DataSource.objects.count() == 2
+    assert sm.DataSource.objects.count() == 2
 
 
 def test_a_failure_half_way_writes_nothing(client, telemetry_token, monkeypatch):

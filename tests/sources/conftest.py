@@ -15,10 +15,10 @@ from django.core.exceptions import ValidationError
 
 from inventory import models as m
 from inventory.api.authentication import TokenPrincipal
-from inventory.connectors import CONNECTORS
 from inventory.services import api_token_issue
-from inventory.sync import runner, services
-from inventory.sync.base import (
+from sources.connectors import CONNECTORS
+from sources.sync import runner, services
+from sources.sync.base import (
     Connector,
     FetchContext,
     Malformed,

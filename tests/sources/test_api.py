@@ -8,9 +8,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from governance.models import AuditEvent
-from inventory import models as m
-from inventory.sync import secrets
+from audit.models import AuditEvent
+from sources import models as sm
+from sources.sync import secrets
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def new_source(**overrides):
 
 def test_every_endpoint_needs_a_token_with_the_sources_scope(api, api_source):
     source = api_source()
-    run = m.SyncRun.objects.create(source=source, trigger="manual", status="succeeded")
+    run = sm.SyncRun.objects.create(source=source, trigger="manual", status="succeeded")
     calls = [
         ("get", SOURCES),
         ("post", SOURCES),
@@ -70,8 +70,8 @@ def test_every_endpoint_needs_a_token_with_the_sources_scope(api, api_source):
         response = getattr(reader, method)(url, content_type="application/json")
         assert response.status_code == 403, (method, url)
         assert response.json() == {"detail": "This token lacks the 'sources' scope."}
-    assert m.DataSource.objects.count() == 1
-    assert m.SyncRun.objects.count() == 1
+    assert sm.DataSource.objects.count() == 1
+    assert sm.SyncRun.objects.count() == 1
 
 
 def test_list_and_detail_show_secrets_only_as_set(api, api_source):
@@ -103,7 +103,7 @@ def test_create_validates_and_never_echoes_secrets(api):
     assert body["secrets"] == {"token": "set"}
     assert body["config"] == {"url": "https://registry.example.com", "page_size": 20}
     assert TOKEN.encode() not in created.content
-    source = m.DataSource.objects.get()
+    source = sm.DataSource.objects.get()
     assert secrets.decrypt(source.secrets_encrypted) == {"token": TOKEN}
     event = AuditEvent.objects.get(action="datasource.create")
     assert event.actor_label.startswith("token:")
@@ -142,7 +142,7 @@ def test_bad_input_is_a_400_naming_the_field(api, body, errors):
         assert field in payload
         if expected is not None:
             assert payload[field] == expected
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
 
 
 def test_a_body_that_is_not_json_is_a_400(api):
@@ -189,7 +189,7 @@ def test_delete_and_404s(api, api_source):
     source = api_source()
     client = api("sources")
     assert client.delete(f"{SOURCES}{source.pk}/").status_code == 204
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
     for url in (
         f"{SOURCES}{source.pk}/",
         f"{SOURCES}99999999999999999999/",
@@ -215,7 +215,7 @@ def test_sync_answers_202_then_200_with_the_active_run(api, api_source):
     assert first.json()["id"] == again.json()["id"]
     assert first.json()["status"] == "queued" and first.json()["trigger"] == "api"
     assert dry.status_code == 202 and dry.json()["dry_run"] is True
-    assert m.SyncRun.objects.count() == 2
+    assert sm.SyncRun.objects.count() == 2
     bad = post(client, url, {"dry_run": "perhaps"})
     assert bad.status_code == 400 and "dry_run" in bad.json()
 
@@ -259,13 +259,13 @@ def test_upload_too_big_and_push_kinds_are_400s(api, file_source, settings):
     push = post(client, f"{SOURCES}{cicd.json()['id']}/sync/", {})
     assert push.status_code == 400
     assert "receive data by push" in json.dumps(push.json())
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_runs_are_listed_newest_first_and_paged(api, api_source):
     source = api_source()
     runs = [
-        m.SyncRun.objects.create(source=source, trigger="schedule", status="succeeded")
+        sm.SyncRun.objects.create(source=source, trigger="schedule", status="succeeded")
         for _ in range(3)
     ]
     client = api("sources")

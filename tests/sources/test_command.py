@@ -8,9 +8,9 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from governance.models import AuditEvent
-from inventory import models as m
-from inventory.sync import secrets
+from audit.models import AuditEvent
+from sources import models as sm
+from sources.sync import secrets
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_add_show_and_list(stdin, team_a):
         "--schedule", "15",
         "--team", team_a.slug,
     )  # fmt: skip
-    source = m.DataSource.objects.get()
+    source = sm.DataSource.objects.get()
     assert f"Added source 'Registry' (id {source.pk}, test_api)." in out
     assert source.config == {"url": "https://registry.example.com", "page_size": 25}
     assert secrets.decrypt(source.secrets_encrypted) == {
@@ -85,7 +85,7 @@ def test_invalid_input_is_a_command_error_naming_the_setting():
         run("show", "ghost")
     with pytest.raises(CommandError, match="No team"):
         run("add", "--kind", "test_file", "--name", "F", "--team", "x")
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
 
 
 def test_set_changes_settings_secrets_and_state(api_source, team_a):
@@ -101,7 +101,7 @@ def test_set_changes_settings_secrets_and_state(api_source, team_a):
         "--disable",
     )  # fmt: skip
     assert "Saved source 'Registry 2'." in out
-    source = m.DataSource.objects.get()
+    source = sm.DataSource.objects.get()
     assert source.name == "Registry 2"
     assert source.config == {"url": "https://registry.example.com", "mode": "slow"}
     assert (source.schedule_minutes, source.enabled, source.team) == (0, False, team_a)
@@ -121,7 +121,7 @@ def test_set_changes_settings_secrets_and_state(api_source, team_a):
 def test_sync_wait_runs_in_process_and_prints_the_counts(api_source):
     source = api_source()
     out = run("sync", "Registry", "--wait")
-    runs = list(m.SyncRun.objects.all())
+    runs = list(sm.SyncRun.objects.all())
     assert len(runs) == 1 and runs[0].status == "succeeded"
     assert runs[0].trigger == "command"
     assert f"Queued run #{runs[0].pk} of 'Registry'." in out
@@ -135,7 +135,7 @@ def test_sync_without_wait_only_queues_and_a_second_ask_gets_the_same_run(api_so
     api_source()
     first = run("sync", "Registry", "--dry-run")
     second = run("sync", "Registry", "--dry-run")
-    run_row = m.SyncRun.objects.get()
+    run_row = sm.SyncRun.objects.get()
     assert f"Queued run #{run_row.pk} of 'Registry' (dry run)." in first
     assert f"Already queued or running: run #{run_row.pk}" in second
 
@@ -148,7 +148,7 @@ def test_sync_from_a_file(file_source, tmp_path):
     )
     out = run("sync", "Upload", "--file", str(path), "--wait")
     assert "created 2" in out
-    assert m.SyncRun.objects.get().trigger == "upload"
+    assert sm.SyncRun.objects.get().trigger == "upload"
     with pytest.raises(CommandError, match="No such file"):
         run("sync", "Upload", "--file", str(tmp_path / "missing.json"))
     with pytest.raises(CommandError, match="choose one"):
@@ -157,14 +157,14 @@ def test_sync_from_a_file(file_source, tmp_path):
 
 def test_a_failed_run_is_a_command_error(api_source):
     source = api_source()
-    from inventory.sync import services
+    from sources.sync import services
 
     services.source_update(
         actor=None, source=source, secrets_given={"token": "env:RP_MISSING_VAR"}
     )
     with pytest.raises(CommandError, match="failed"):
         run("sync", "Registry", "--wait")
-    assert m.SyncRun.objects.get().status == "failed"
+    assert sm.SyncRun.objects.get().status == "failed"
 
 
 def test_tick_asks_for_due_syncs(api_source, file_source):
@@ -172,5 +172,5 @@ def test_tick_asks_for_due_syncs(api_source, file_source):
     file_source()
     out = run("tick")
     assert "scheduled=1" in out
-    assert m.SyncRun.objects.filter(trigger="schedule").count() == 1
+    assert sm.SyncRun.objects.filter(trigger="schedule").count() == 1
     assert "No runs yet." in run("runs", "Upload")

@@ -7,9 +7,10 @@ import json
 import pytest
 from django.test import Client
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.connectors.cicd import CICD_SOURCE_NAME, EVENT_ACTION
+from sources import models as sm
+from sources.connectors.cicd import CICD_SOURCE_NAME, EVENT_ACTION
 from tests.factories import AIModelFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def test_an_event_creates_the_source_model_version_and_deployment(deployer):
     response = send(client, EVENT)
 
     assert response.status_code == 201, response.content
-    source = m.DataSource.objects.get(kind="cicd")
+    source = sm.DataSource.objects.get(kind="cicd")
     assert source.name == CICD_SOURCE_NAME and source.health == "healthy"
     label = source.source_label
     model = m.AIModel.objects.get(name="fraud-scorer")
@@ -56,7 +57,7 @@ def test_an_event_creates_the_source_model_version_and_deployment(deployer):
     assert deployment.name == "fraud-scorer @ https://fraud.internal/v1/score"
     assert deployment.observed_version == version
     assert deployment.environment == "production"
-    event = m.DeploymentEvent.objects.get()
+    event = sm.DeploymentEvent.objects.get()
     assert event.sent_by == token.identity
     assert event.deployment == deployment and event.model_version == version
     assert event.deployed_at.isoformat() == "2026-11-26T10:00:00+00:00"
@@ -100,7 +101,7 @@ def test_a_new_version_at_the_same_endpoint_updates_the_deployment(deployer):
     assert second.status_code == 201
     deployment = m.Deployment.objects.get()
     assert deployment.observed_version.version == "4"
-    assert m.DeploymentEvent.objects.count() == 2
+    assert sm.DeploymentEvent.objects.count() == 2
     staging = send(client, {**EVENT, "environment": "staging", "pipeline_run": "r-9"})
     assert staging.status_code == 201
     assert m.Deployment.objects.count() == 2
@@ -112,7 +113,7 @@ def test_the_same_event_twice_is_recorded_once(deployer):
     again = send(client, EVENT)
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
-    assert m.DeploymentEvent.objects.count() == 1
+    assert sm.DeploymentEvent.objects.count() == 1
     assert AuditEvent.objects.filter(action=EVENT_ACTION).count() == 1
     without_run = {k: v for k, v in EVENT.items() if k != "pipeline_run"}
     assert send(client, without_run).status_code == 201
@@ -140,12 +141,12 @@ def test_an_idempotency_key_makes_a_retry_safe_and_is_checked(deployer):
     too_long = post("k" * 201)
     assert too_long.status_code == 400
     assert "Idempotency-Key" in too_long.content.decode()
-    assert m.DeploymentEvent.objects.count() == 2
+    assert sm.DeploymentEvent.objects.count() == 2
 
 
 def test_a_concurrent_duplicate_rolls_back_whole_and_returns_the_first(deployer):
     """The unique key, not the look-before-write, is what stops a racing duplicate."""
-    from inventory.connectors import cicd
+    from sources.connectors import cicd
 
     token, client = deployer
     first = send(client, EVENT).json()
@@ -199,7 +200,7 @@ def test_bad_bodies_are_400s_naming_the_fields(deployer, body, fields):
     response = send(client, body)
     assert response.status_code == 400, response.content
     assert fields <= set(response.json())
-    assert not m.DeploymentEvent.objects.exists()
+    assert not sm.DeploymentEvent.objects.exists()
     assert not m.Deployment.objects.exists()
 
 
@@ -210,7 +211,7 @@ def test_bodies_that_are_not_an_object_are_400s(deployer, raw):
     _, client = deployer
     response = client.post(URL, raw, content_type="application/json")
     assert response.status_code == 400
-    assert not m.DeploymentEvent.objects.exists()
+    assert not sm.DeploymentEvent.objects.exists()
 
 
 def test_form_bodies_are_refused(deployer):
@@ -225,23 +226,23 @@ def test_the_deploy_scope_is_needed(token_for):
     response = send(Client(headers={"Authorization": f"Bearer {raw}"}), EVENT)
     assert response.status_code == 403
     assert response.json() == {"detail": "This token lacks the 'deploy' scope."}
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
 
 
 def test_events_reuse_the_existing_cicd_source(deployer, admin_user):
-    from inventory.sync import services
+    from sources.sync import services
 
     existing = services.source_create(actor=admin_user, name="Our CI", kind="cicd")
     _, client = deployer
     send(client, EVENT)
-    assert m.DataSource.objects.get() == existing
+    assert sm.DataSource.objects.get() == existing
     assert m.Deployment.objects.get().source == existing.source_label
 
 
 def test_the_cicd_source_page_lists_events_and_its_health(deployer, login, auditor):
     _, client = deployer
     send(client, {**EVENT, "deployment": "fraud-<prod>"})
-    source = m.DataSource.objects.get(kind="cicd")
+    source = sm.DataSource.objects.get(kind="cicd")
     body = login(auditor).get(source.get_absolute_url()).content.decode()
     assert 'data-testid="events"' in body
     assert "fraud-&lt;prod&gt;" in body and "9f3c2ab" in body

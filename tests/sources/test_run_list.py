@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from inventory import models as m
+from sources import models as sm
 from tests.factories import DeploymentFactory, IdentityFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ READ_ONLY = ["owner", "risk", "compliance", "auditor"]
 DAY = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.get_fixed_timezone(0))
 
 
-def make_run(source, **fields) -> m.SyncRun:
+def make_run(source, **fields) -> sm.SyncRun:
     at = fields.pop("requested_at", DAY)
     defaults = {
         "trigger": "schedule",
@@ -37,10 +38,10 @@ def make_run(source, **fields) -> m.SyncRun:
         "finished_at": at + timedelta(seconds=4),
     }
     defaults.update(fields)
-    return m.SyncRun.objects.create(source=source, **defaults)
+    return sm.SyncRun.objects.create(source=source, **defaults)
 
 
-def make_event(**fields) -> m.DeploymentEvent:
+def make_event(**fields) -> sm.DeploymentEvent:
     defaults = {
         "received_at": DAY,
         "model_name": "fraud-scorer",
@@ -52,7 +53,7 @@ def make_event(**fields) -> m.DeploymentEvent:
         "pipeline_run": "https://ci.example.com/runs/1",
     }
     defaults.update(fields)
-    return m.DeploymentEvent.objects.create(**defaults)
+    return sm.DeploymentEvent.objects.create(**defaults)
 
 
 def run_ids(client, query: str = "") -> list[int]:
@@ -201,7 +202,7 @@ def test_sorting_runs_by_source_status_and_time(login, risk, runs):
         [runs["upload"].pk, runs["queued"].pk], reverse=True
     )
     statuses = [
-        m.SyncRun.objects.get(pk=pk).status for pk in run_ids(client, "?sort=status")
+        sm.SyncRun.objects.get(pk=pk).status for pk in run_ids(client, "?sort=status")
     ]
     assert statuses == sorted(statuses)
     body = client.get(RUNS + "?sort=-status").content.decode()
@@ -228,7 +229,7 @@ def test_keyset_pages_cover_every_run_once(login, admin_user, api_source):
             ]
             nxt = re.search(r'data-testid="page-next" href="([^"]+)"', body)
             url = RUNS + nxt.group(1).replace("&amp;", "&") if nxt else None
-        assert sorted(seen) == sorted(m.SyncRun.objects.values_list("pk", flat=True))
+        assert sorted(seen) == sorted(sm.SyncRun.objects.values_list("pk", flat=True))
         assert len(seen) == len(set(seen)) == 61
 
 
@@ -356,7 +357,7 @@ def test_run_pages_cost_the_same_queries_with_3_or_30_runs(
             make_run(
                 sources[i % 3],
                 requested_by=requester,
-                requested_at=DAY - timedelta(minutes=m.SyncRun.objects.count()),
+                requested_at=DAY - timedelta(minutes=sm.SyncRun.objects.count()),
             )
 
     def count(url, **kw):
@@ -412,7 +413,7 @@ def test_sources_pages_link_to_the_lists(login, auditor, runs, token_for):
         content_type="application/json",
     )
     assert sent.status_code == 201, sent.content
-    cicd = m.DataSource.objects.get(kind="cicd")
+    cicd = sm.DataSource.objects.get(kind="cicd")
     page = client.get(cicd.get_absolute_url()).content.decode()
     assert f'href="{EVENTS}">All events</a>' in page
     events = client.get(EVENTS).content.decode()

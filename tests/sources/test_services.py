@@ -1,4 +1,4 @@
-"""inventory.sync.services: who may, validation against settings_spec, secrets, audit."""
+"""sources.sync.services: who may, validation against settings_spec, secrets, audit."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from governance.models import AuditEvent
-from inventory import models as m
-from inventory.sync import secrets, services
+from audit.models import AuditEvent
+from sources import models as sm
+from sources.sync import secrets, services
 from tests.sources.conftest import FORBIDDEN_HOST
 
 pytestmark = pytest.mark.django_db
@@ -84,8 +84,8 @@ def test_only_administrators_manage_sources(role, request, api_source):
         services.source_delete(actor=user, source=source)
     with pytest.raises(PermissionDenied):
         services.sync_request(actor=user, source=source)
-    assert not m.SyncRun.objects.exists()
-    assert m.DataSource.objects.get().name == "Registry"
+    assert not sm.SyncRun.objects.exists()
+    assert sm.DataSource.objects.get().name == "Registry"
 
 
 def test_tokens_need_the_sources_scope(token_for):
@@ -162,7 +162,7 @@ def test_settings_and_secrets_are_checked_against_the_spec(
     with pytest.raises(ValidationError) as exc_info:
         create(admin_user, config=config, secrets_given=secrets_given)
     assert errors_of(exc_info)[field] == [message]
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
     assert not AuditEvent.objects.exists()
 
 
@@ -246,12 +246,12 @@ def test_update_merges_settings_refuses_a_new_kind_and_records_nothing_unchanged
 
 def test_delete_is_audited_and_refused_while_a_run_is_active(admin_user, api_source):
     source = api_source()
-    m.SyncRun.objects.create(source=source, trigger="manual")
+    sm.SyncRun.objects.create(source=source, trigger="manual")
     with pytest.raises(ValidationError):
         services.source_delete(actor=admin_user, source=source)
-    m.SyncRun.objects.update(status="succeeded")
+    sm.SyncRun.objects.update(status="succeeded")
     services.source_delete(actor=admin_user, source=source)
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
     event = AuditEvent.objects.get(action="datasource.delete")
     assert event.before["secrets_set"] == ["token"]
     assert TOKEN not in audit_text()
@@ -272,7 +272,7 @@ def test_sync_request_triggers_and_the_active_run_is_returned(
         "-seq"
     )[0]
     assert event.actor_label == f"token:{manager.token.prefix}"
-    m.SyncRun.objects.update(status="succeeded")
+    sm.SyncRun.objects.update(status="succeeded")
     by_command, _ = services.sync_request(actor=None, source=source)
     assert by_command.trigger == "command"
 
@@ -286,7 +286,7 @@ def test_an_upload_over_the_limit_is_refused(admin_user, file_source, settings):
     assert errors_of(exc_info)["file"] == [
         services.UPLOAD_TOO_BIG.format(size="22\xa0bytes", limit="10\xa0bytes")
     ]
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_a_secret_read_from_the_environment_when_the_sync_runs(

@@ -13,10 +13,11 @@ from django.urls import reverse
 from django.utils import timezone
 from pytest_django.asserts import assertTemplateUsed
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.sync import runner, secrets, services
-from inventory.views_sources import RUN_ALREADY_ACTIVE
+from sources import models as sm
+from sources.sync import runner, secrets, services
+from sources.views import RUN_ALREADY_ACTIVE
 from tests.factories import IdentityFactory
 
 pytestmark = pytest.mark.django_db
@@ -61,7 +62,7 @@ def test_everyone_reads_sources_but_only_administrators_see_settings(
 ):
     user = request.getfixturevalue(role)
     source = api_source()
-    m.DataSource.objects.filter(pk=source.pk).update(
+    sm.DataSource.objects.filter(pk=source.pk).update(
         health="failing", last_error="<script>alert('x')</script> refused"
     )
     client = login(user)
@@ -102,7 +103,7 @@ def test_list_filters_sorts_exports_and_answers_htmx(
     login, admin_user, api_source, file_source
 ):
     healthy = api_source(name="Alpha registry")
-    m.DataSource.objects.filter(pk=healthy.pk).update(health="healthy")
+    sm.DataSource.objects.filter(pk=healthy.pk).update(health="healthy")
     file_source(name="Beta uploads")
     disabled = api_source(name="Gamma registry", enabled=False)
     client = login(admin_user)
@@ -158,7 +159,7 @@ def test_read_only_roles_cannot_open_the_forms(role, request, login, api_source)
         ).status_code
         == 403
     )
-    assert m.DataSource.objects.count() == 1
+    assert sm.DataSource.objects.count() == 1
 
 
 def test_admin_creates_a_source_from_the_form(login, admin_user):
@@ -176,7 +177,7 @@ def test_admin_creates_a_source_from_the_form(login, admin_user):
         reverse("sources:source_create", args=["test_api"]), form_data()
     )
 
-    source = m.DataSource.objects.get()
+    source = sm.DataSource.objects.get()
     assert response.status_code == 302 and response["Location"] == detail(source)
     assert source.config == {
         "url": "https://registry.example.com",
@@ -206,7 +207,7 @@ def test_invalid_settings_come_back_with_422_beside_their_fields(login, admin_us
     assert "This host is forbidden." in body
     assert "Enter a whole number." in body
     assert TOKEN not in body, "a typed secret is never echoed back"
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
     missing = client.post(url, form_data(secret_token=""))
     assert missing.status_code == 422
     assert "This field is required." in missing.content.decode()
@@ -247,7 +248,7 @@ def test_admin_deletes_a_source(login, admin_user, api_source):
     assert "Delete the source" in client.get(url).content.decode()
     response = client.post(url)
     assert response.status_code == 302 and response["Location"] == LIST
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
 
 
 # ---------------------------------------------------------------------------
@@ -262,7 +263,7 @@ def test_sync_now_redirects_to_the_finished_run(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(sync_url(source), {"dry_run": "false"})
 
-    run = m.SyncRun.objects.get()
+    run = sm.SyncRun.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("sources:run_detail", args=[run.pk])
     assert (run.status, run.trigger, run.created, run.dry_run) == (
@@ -272,7 +273,7 @@ def test_sync_now_redirects_to_the_finished_run(
         False,
     )
     page = client.get(response["Location"])
-    assertTemplateUsed(page, "inventory/sources/run_detail.html")
+    assertTemplateUsed(page, "sources/run_detail.html")
     body = page.content.decode()
     assert 'data-testid="count-created">2<' in body
     assert "hx-trigger" not in body, "a finished run is not polled"
@@ -280,7 +281,7 @@ def test_sync_now_redirects_to_the_finished_run(
 
 def test_sync_while_a_run_is_active_lands_on_that_run(login, admin_user, api_source):
     source = api_source()
-    active = m.SyncRun.objects.create(source=source, trigger="schedule")
+    active = sm.SyncRun.objects.create(source=source, trigger="schedule")
     client = login(admin_user)
 
     response = client.post(sync_url(source), {"dry_run": "false"}, follow=True)
@@ -289,7 +290,7 @@ def test_sync_while_a_run_is_active_lands_on_that_run(login, admin_user, api_sou
         "sources:run_detail", args=[active.pk]
     )
     assert RUN_ALREADY_ACTIVE in response.content.decode()
-    assert m.SyncRun.objects.count() == 1
+    assert sm.SyncRun.objects.count() == 1
     hx = client.post(
         sync_url(source), {"dry_run": "false"}, headers={"HX-Request": "true"}
     )
@@ -302,7 +303,7 @@ def test_read_only_roles_cannot_sync(role, request, login, api_source):
     client = login(request.getfixturevalue(role))
     assert client.post(sync_url(source), {"dry_run": "false"}).status_code == 403
     assert client.post(sync_url(source), {"dry_run": "true"}).status_code == 403
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_dry_run_keeps_nothing(
@@ -311,7 +312,7 @@ def test_dry_run_keeps_nothing(
     source = api_source()
     with django_capture_on_commit_callbacks(execute=True):
         login(admin_user).post(sync_url(source), {"dry_run": "true"})
-    run = m.SyncRun.objects.get()
+    run = sm.SyncRun.objects.get()
     assert run.dry_run and run.status == "succeeded" and run.created == 2
     assert not m.AIModel.objects.exists()
     body = login(admin_user).get(run.get_absolute_url()).content.decode()
@@ -340,7 +341,7 @@ def test_upload_sync_counts_and_records_errors(
             {"dry_run": "false", "file": SimpleUploadedFile("list.json", payload)},
         )
 
-    run = m.SyncRun.objects.get()
+    run = sm.SyncRun.objects.get()
     assert response.status_code == 302
     assert (run.status, run.trigger, run.created, run.errors) == (
         "partial",
@@ -371,7 +372,7 @@ def test_upload_missing_or_too_big_is_a_clear_form_error(
     assert big.status_code == 422
     assert "the limit is 16" in big.content.decode()
     assert 'data-testid="upload-error"' in big.content.decode()
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 def test_push_sources_explain_how_to_send_instead_of_syncing(login, admin_user):
@@ -383,7 +384,7 @@ def test_push_sources_explain_how_to_send_instead_of_syncing(login, admin_user):
     refused = client.post(sync_url(source), {"dry_run": "false"})
     assert refused.status_code == 422
     assert "receive data by push" in refused.content.decode()
-    assert not m.SyncRun.objects.exists()
+    assert not sm.SyncRun.objects.exists()
 
 
 # ---------------------------------------------------------------------------
@@ -393,7 +394,7 @@ def test_progress_fragment_polls_while_running_and_answers_286_at_the_end(
     login, auditor, api_source
 ):
     source = api_source()
-    run = m.SyncRun.objects.create(
+    run = sm.SyncRun.objects.create(
         source=source, trigger="manual", status="running", seen=7, phase="applying"
     )
     client = login(auditor)
@@ -408,11 +409,11 @@ def test_progress_fragment_polls_while_running_and_answers_286_at_the_end(
         "indeterminate without an estimate"
     )
 
-    m.SyncRun.objects.filter(pk=run.pk).update(expected=28)
+    sm.SyncRun.objects.filter(pk=run.pk).update(expected=28)
     body = client.get(url).content.decode()
     assert 'value="25"' in body
 
-    m.SyncRun.objects.filter(pk=run.pk).update(
+    sm.SyncRun.objects.filter(pk=run.pk).update(
         status="succeeded", finished_at=timezone.now(), created=7, seen=7
     )
     done = client.get(url, headers={"HX-Request": "true"})
@@ -438,9 +439,9 @@ def test_run_page_shows_the_sample_of_changes(login, risk, api_source, sync):
 # ---------------------------------------------------------------------------
 def _runs(source, n):
     now = timezone.now()
-    m.SyncRun.objects.bulk_create(
+    sm.SyncRun.objects.bulk_create(
         [
-            m.SyncRun(
+            sm.SyncRun(
                 source=source,
                 trigger="schedule",
                 status="succeeded",
@@ -625,7 +626,7 @@ def test_runner_connector_class_is_the_registered_one(api_source):
 # ---------------------------------------------------------------------------
 def test_admin_site_writes_sources_through_the_services(login, admin_user):
     client = login(admin_user)
-    add = "/admin/inventory/datasource/add/"
+    add = "/admin/sources/datasource/add/"
     assert client.get(add).status_code == 200
     data = {
         "name": "MLflow prod",
@@ -642,17 +643,17 @@ def test_admin_site_writes_sources_through_the_services(login, admin_user):
     assert (
         bad.status_code == 200 and "tracking_uri: Enter a URL" in bad.content.decode()
     )
-    assert not m.DataSource.objects.exists()
+    assert not sm.DataSource.objects.exists()
     response = client.post(add, data)
 
     assert response.status_code == 302, response.content.decode()[-2000:]
-    source = m.DataSource.objects.get()
+    source = sm.DataSource.objects.get()
     assert source.config["tracking_uri"] == "http://mlflow:5000"
     assert secrets.decrypt(source.secrets_encrypted) == {"token": TOKEN}
     create = AuditEvent.objects.get(action="datasource.create")
     assert create.actor_id == admin_user.pk and TOKEN not in json.dumps(create.after)
 
-    change = f"/admin/inventory/datasource/{source.pk}/change/"
+    change = f"/admin/sources/datasource/{source.pk}/change/"
     page = client.get(change).content.decode()
     assert TOKEN not in page and "token: set" in page
     edited = client.post(
@@ -665,7 +666,7 @@ def test_admin_site_writes_sources_through_the_services(login, admin_user):
     assert AuditEvent.objects.filter(action="datasource.update").count() == 1
 
     deleted = client.post(
-        f"/admin/inventory/datasource/{source.pk}/delete/", {"post": "yes"}
+        f"/admin/sources/datasource/{source.pk}/delete/", {"post": "yes"}
     )
     assert deleted.status_code == 302
     assert AuditEvent.objects.filter(action="datasource.delete").count() == 1
@@ -681,16 +682,21 @@ def test_admin_site_shows_runs_usage_and_events_read_only(
             sync_url(source),
             {"dry_run": "false", "file": SimpleUploadedFile("x.json", payload)},
         )
-    run = m.SyncRun.objects.get()
+    run = sm.SyncRun.objects.get()
     client = login(admin_user)
-    page = client.get(f"/admin/inventory/syncrun/{run.pk}/change/")
+    page = client.get(f"/admin/sources/syncrun/{run.pk}/change/")
     assert page.status_code == 200 and "No name." in page.content.decode()
-    for name in ("syncrun", "syncerror", "usagehour", "deploymentevent"):
-        url = f"/admin/inventory/{name}/"
+    for app, name in (
+        ("sources", "syncrun"),
+        ("sources", "syncerror"),
+        ("inventory", "usagehour"),
+        ("sources", "deploymentevent"),
+    ):
+        url = f"/admin/{app}/{name}/"
         expected = 404 if name == "syncerror" else 200
         assert client.get(url).status_code == expected, url
-    assert client.get("/admin/inventory/syncrun/add/").status_code == 403
-    assert login(auditor).get("/admin/inventory/datasource/").status_code == 302
+    assert client.get("/admin/sources/syncrun/add/").status_code == 403
+    assert login(auditor).get("/admin/sources/datasource/").status_code == 302
 
 
 def test_versions_from_a_registry_that_can_revoke_get_the_button(
@@ -715,3 +721,13 @@ def test_versions_from_a_registry_that_can_revoke_get_the_button(
     assert (
         "Revoke at source" not in client.get(other.get_absolute_url()).content.decode()
     )
+
+
+@pytest.mark.django_db
+def test_old_admin_addresses_of_sources_redirect_to_the_sources_app(login, admin_user):
+    """Sources moved from the inventory app to their own: bookmarks keep working."""
+    client = login(admin_user)
+    response = client.get("/admin/inventory/syncrun/7/change/?x=1")
+    assert response.status_code == 301
+    assert response["Location"] == "/admin/sources/syncrun/7/change/?x=1"
+    assert client.get("/admin/inventory/datasource/").status_code == 301

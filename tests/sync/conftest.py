@@ -5,8 +5,9 @@ from collections.abc import Iterator
 import pytest
 
 from inventory import models as m
-from inventory.connectors import CONNECTORS
-from inventory.sync.base import (
+from sources import models as sm
+from sources.connectors import CONNECTORS
+from sources.sync.base import (
     Connector,
     FetchContext,
     Malformed,
@@ -63,7 +64,7 @@ def list_connector(monkeypatch):
 @pytest.fixture
 def list_source(db, list_connector):
     def make(records, **config):
-        return m.DataSource.objects.create(
+        return sm.DataSource.objects.create(
             name="List", kind="test_list", config={"records": records, **config}
         )
 

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.models import AuditEvent
+from audit.models import AuditEvent
 from inventory import models as m
-from inventory.sync import runner
+from sources import models as sm
+from sources.sync import runner
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def test_malformed_and_invalid_records_are_skipped_and_recorded(list_source, syn
     reasons = dict(run.error_rows.values_list("external_id", "reason"))
     assert reasons["bad"] == "no name"
     assert "longer than 200" in reasons["long"]
-    assert m.DataSource.objects.get().health == "degraded"
+    assert sm.DataSource.objects.get().health == "degraded"
 
 
 def test_unavailable_source_fails_keeps_data_and_schedules_a_backoff_retry(
@@ -100,7 +101,7 @@ def test_unavailable_source_fails_keeps_data_and_schedules_a_backoff_retry(
     run = sync(source)
     assert run.status == "failed" and "Connection refused" in run.error
     assert m.AIModel.objects.filter(gone_at__isnull=True).count() == 3
-    retry = m.SyncRun.objects.get(retry_of=run)
+    retry = sm.SyncRun.objects.get(retry_of=run)
     assert retry.status == "queued" and retry.retry_number == 1
     wait = (retry.not_before - timezone.now()).total_seconds()
     assert (
@@ -140,7 +141,7 @@ def test_running_a_run_twice_does_nothing_the_second_time(list_source, sync):
 
 def test_a_run_whose_worker_died_is_requeued_and_gives_the_same_rows(list_source):
     source = list_source(records(6))
-    run = m.SyncRun.objects.create(
+    run = sm.SyncRun.objects.create(
         source=source,
         trigger="schedule",
         status="running",

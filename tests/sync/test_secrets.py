@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from inventory.sync import secrets
+from sources.sync import secrets
 
 
 def test_round_trip_and_ciphertext_hides_the_value():

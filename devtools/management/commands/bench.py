@@ -1,0 +1,461 @@
+"""`manage.py bench`: time the pages people use, in-process, at a realistic scale.
+
+Each page is fetched through the full middleware stack with django.test.Client: 3 warm-ups,
+one request under CaptureQueriesContext for its SQL query count and SQL time, then N timed
+requests for p50/p95. Pages are fetched as an administrator (reads everything) and as a model
+owner (two teams' objects), so scoped queries show up. A floor row (a view that returns "ok")
+shows what the middleware stack alone costs.
+
+    manage.py bench --quick                      # small data, smoke test
+    manage.py bench --reuse --requests 20        # reuse an already seeded tier-M database
+    manage.py bench --sources                    # the sources instead: OTLP spans/s against
+                                                 # PostgreSQL COPY, a full MLflow sync of 1,000
+                                                 # models / 10,000 versions, a Kubernetes sync
+                                                 # of 50,000 objects
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
+from django.db.models import Count
+from django.test import Client
+from django.test.utils import CaptureQueriesContext, override_settings
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+from devtools import demo
+from devtools.bench_urls import FLOOR_PATH
+from inventory import models as m
+from inventory import selectors, services
+from inventory.pagination import encode_cursor
+from inventory.views import SPECS
+
+QUICK_SCALE = (60, 200, 600)
+WARMUPS = 3
+# How deep into the deployment list the "deep page" starts, as a share of the visible rows.
+DEEP_PAGE_AT = 0.9
+API_DEPLOYMENTS = "/api/v1/deployments/"
+ROLES = ("admin", "owner")
+# The relation whose size makes each detail page heaviest; the bench times the heaviest one.
+DETAIL_HEAVIEST_BY = {
+    "team": "deployments",
+    "aimodel": "deployments",
+    "modelversion": "observed_in",
+    "system": "deployments",
+    "deployment": "identities",
+    "identity": "deployments",
+}
+FILTERED = [
+    ("deployment", "environment=production&risk=external"),
+    ("deployment", "risk=drift"),
+    ("deployment", "risk=ownerless"),
+    ("deployment", "q=fraud"),
+    ("deployment", "sort=-last_seen_at"),
+    ("identity", "risk=stale"),
+    ("identity", "risk=retired_model"),
+    ("identity", "risk=ownerless"),
+    ("aimodel", "lifecycle=retired"),
+]
+NOT_EMPTY = (
+    "The inventory holds {models} models, {deployments} deployments and {identities} "
+    "identities, short of the target {target}. Bench an empty database (it seeds one), or "
+    "pass --reuse with a database already seeded at that scale."
+)
+
+
+@dataclass
+class Case:
+    page: str
+    role: str
+    path: str | None
+    headers: dict[str, str] = field(default_factory=dict)
+    skip: str = ""
+
+
+@dataclass
+class Result:
+    case: Case
+    status: str = ""
+    queries: int | None = None
+    sql_ms: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    kb: float | None = None
+
+
+class Command(BaseCommand):
+    help = "Time the dashboard, lists, details, audit log and API in-process; print p50/p95 and query counts."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--models", type=int, default=10_000)
+        parser.add_argument("--deployments", type=int, default=50_000)
+        parser.add_argument("--identities", type=int, default=250_000)
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument(
+            "--reuse",
+            action="store_true",
+            help="Use the data already there if it is at least the target scale.",
+        )
+        parser.add_argument(
+            "--requests",
+            type=int,
+            default=50,
+            help="Timed requests per page and role (default 50).",
+        )
+        parser.add_argument(
+            "--quick",
+            action="store_true",
+            help=f"Small scale for a smoke test: {QUICK_SCALE[0]} models, "
+            f"{QUICK_SCALE[1]} deployments, {QUICK_SCALE[2]} identities.",
+        )
+        sources = parser.add_argument_group("sources (with --sources)")
+        sources.add_argument(
+            "--sources",
+            action="store_true",
+            help="Benchmark the sources instead of the pages.",
+        )
+        sources.add_argument(
+            "--only",
+            choices=["otlp", "mlflow", "kubernetes"],
+            action="append",
+            help="Run only these source benchmarks (repeatable).",
+        )
+        sources.add_argument("--spans", type=int, default=51_200)
+        sources.add_argument("--mlflow-models", type=int, default=1_000)
+        sources.add_argument("--mlflow-versions", type=int, default=10_000)
+        sources.add_argument("--k8s-objects", type=int, default=50_000)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["sources"]:
+            self._bench_sources(options)
+            return
+        if options["requests"] < 1:
+            raise CommandError("--requests must be at least 1.")
+        scale = (
+            QUICK_SCALE
+            if options["quick"]
+            else (options["models"], options["deployments"], options["identities"])
+        )
+        self._prepare_data(scale, reuse=options["reuse"], seed=options["seed"])
+        demo.ensure_demo_accounts()
+        users = {
+            u.username: u for u in get_user_model().objects.filter(username__in=ROLES)
+        }
+        token, raw = services.api_token_issue(
+            actor=None, actor_label="bench", name="bench", scopes=["read"], days=1
+        )
+        try:
+            with override_settings(
+                ROOT_URLCONF="devtools.bench_urls",
+                ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"],
+            ):
+                results = self._run_all(users, raw, options["requests"])
+        finally:
+            services.api_token_revoke(actor=None, token=token, actor_label="bench")
+        self._report(results, options["requests"])
+
+    # -- data --------------------------------------------------------------------
+    def _bench_sources(self, options: dict[str, Any]) -> None:
+        """Each source benchmark cleans up the rows it wrote (audit events stay)."""
+        from devtools.bench_k8s import bench_k8s_sync
+        from devtools.bench_mlflow import bench_mlflow_sync
+        from devtools.bench_otlp import bench_otlp
+
+        wanted = options["only"] or ["otlp", "mlflow", "kubernetes"]
+        out = self.stdout.write
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SHOW server_version"
+                if connection.vendor == "postgresql"
+                else "SELECT sqlite_version()"
+            )
+            version = cursor.fetchone()[0]
+        out(f"Database: {connection.vendor} {version}; {os.cpu_count()} CPUs.")
+        if "otlp" in wanted:
+            out("\n== OTLP /v1/traces (protobuf, 512 spans a request) ==")
+            bench_otlp(spans=options["spans"], batch=512, out=out)
+        if "mlflow" in wanted:
+            out("\n== MLflow registry sync ==")
+            bench_mlflow_sync(
+                models=options["mlflow_models"],
+                versions=options["mlflow_versions"],
+                out=out,
+            )
+        if "kubernetes" in wanted:
+            out("\n== Kubernetes sync ==")
+            bench_k8s_sync(objects=options["k8s_objects"], out=out)
+
+    def _prepare_data(
+        self, scale: tuple[int, int, int], *, reuse: bool, seed: int
+    ) -> None:
+        models, deployments, identities = scale
+        have = (
+            m.AIModel.objects.count(),
+            m.Deployment.objects.count(),
+            # Runproof's own API tokens (one per bench run) do not count towards the scale.
+            m.NonHumanIdentity.objects.exclude(
+                kind=m.NonHumanIdentity.Kind.RUNPROOF_TOKEN
+            ).count(),
+        )
+        if have[0] == 0:
+            self.stdout.write(
+                f"Seeding {models} models, {deployments} deployments, {identities} identities…"
+            )
+            started = time.perf_counter()
+            demo.seed_demo(
+                seed=seed,
+                models=models,
+                deployments=deployments,
+                identities=identities,
+                progress=lambda message: self.stdout.write(f"  {message}"),
+            )
+            self.stdout.write(f"Seeded in {time.perf_counter() - started:.1f} s.")
+            return
+        if reuse and all(h >= t for h, t in zip(have, scale, strict=True)):
+            self.stdout.write("Reusing the data already in the database.")
+            return
+        raise CommandError(
+            NOT_EMPTY.format(
+                models=have[0],
+                deployments=have[1],
+                identities=have[2],
+                target="/".join(map(str, scale)),
+            )
+        )
+
+    # -- cases -------------------------------------------------------------------
+    def _cases(self, users: dict[str, Any]) -> list[Case]:
+        cases: list[Case] = []
+        for role in ROLES:
+            cases.append(Case("floor (middleware only)", role, FLOOR_PATH))
+        for role in ROLES:
+            cases.append(self._named("dashboard", role, "dashboard"))
+        for key in SPECS:
+            for role in ROLES:
+                cases.append(self._named(f"{key} list", role, f"inventory:{key}_list"))
+        for role in ROLES:
+            cases.append(self._deep_page(role, users[role]))
+        for role in ROLES:
+            case = self._named(
+                "deployment list (htmx fragment)", role, "inventory:deployment_list"
+            )
+            case.headers = {"HX-Request": "true"}
+            cases.append(case)
+        for key, query in FILTERED:
+            for role in ROLES:
+                case = self._named(
+                    f"{key} list ?{query}", role, f"inventory:{key}_list"
+                )
+                if case.path:
+                    case.path += f"?{query}"
+                cases.append(case)
+        for key in SPECS:
+            for role in ROLES:
+                cases.append(self._detail(key, role, users[role]))
+        for role in ROLES:
+            cases.append(self._named("audit log", role, "governance:audit_list"))
+        cases.append(
+            self._literal("API GET /api/v1/deployments/", "token:read", API_DEPLOYMENTS)
+        )
+        return cases
+
+    def _named(self, page: str, role: str, name: str, *args: Any) -> Case:
+        try:
+            return Case(page, role, reverse(name, args=args))
+        except NoReverseMatch:
+            return Case(page, role, None, skip=f"URL {name!r} not routed yet")
+
+    def _literal(self, page: str, role: str, path: str) -> Case:
+        try:
+            resolve(path)
+        except Resolver404:
+            return Case(page, role, None, skip=f"{path} not routed yet")
+        return Case(page, role, path)
+
+    def _deep_page(self, role: str, user: Any) -> Case:
+        page = f"deployment list, page at row {DEEP_PAGE_AT:.0%}"
+        case = self._named(page, role, "inventory:deployment_list")
+        if not case.path:
+            return case
+        visible = selectors.deployment_list(user=user).order_by("name", "pk")
+        total = visible.count()
+        if total < 2:
+            case.skip = "too few deployments"
+            case.path = None
+            return case
+        name, pk = visible.values_list("name", "pk")[int(total * DEEP_PAGE_AT) - 1]
+        case.page = f"deployment list, after row {int(total * DEEP_PAGE_AT)}/{total}"
+        case.path += f"?after={encode_cursor([name, pk])}"
+        return case
+
+    def _detail(self, key: str, role: str, user: Any) -> Case:
+        spec = SPECS[key]
+        pk = (
+            spec.selector(user=user)
+            .annotate(bench_related=Count(DETAIL_HEAVIEST_BY[key]))
+            .order_by("-bench_related", "pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if pk is None:
+            return Case(f"{key} detail", role, None, skip="nothing visible")
+        return self._named(
+            f"{key} detail (most {DETAIL_HEAVIEST_BY[key]})",
+            role,
+            f"inventory:{key}_detail",
+            pk,
+        )
+
+    # -- measuring ---------------------------------------------------------------
+    def _run_all(
+        self, users: dict[str, Any], raw_token: str, requests: int
+    ) -> list[Result]:
+        clients: dict[str, Client] = {}
+        for role in ROLES:
+            clients[role] = Client()
+            clients[role].force_login(
+                users[role], backend="django.contrib.auth.backends.ModelBackend"
+            )
+        clients["token:read"] = Client(headers={"Authorization": f"Bearer {raw_token}"})
+        results = []
+        for case in self._cases(users):
+            result = self._measure(clients[case.role], case, requests)
+            self.stdout.write(
+                f"  {case.page} [{case.role}]: {result.status}"
+                + (f", p95 {result.p95:.1f} ms" if result.p95 is not None else "")
+            )
+            results.append(result)
+        return results
+
+    def _measure(self, client: Client, case: Case, requests: int) -> Result:
+        result = Result(case)
+        if case.path is None:
+            result.status = "skipped"
+            return result
+        secure = settings.SECURE_SSL_REDIRECT
+
+        def get():
+            return client.get(case.path, headers=case.headers, secure=secure)
+
+        try:
+            for _ in range(WARMUPS):
+                get()
+            with CaptureQueriesContext(connection) as queries:
+                response = get()
+            result.queries = len(queries.captured_queries)
+            result.sql_ms = 1000 * sum(
+                float(q["time"]) for q in queries.captured_queries
+            )
+            result.kb = len(response.content) / 1024
+            statuses = {response.status_code}
+            times = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                statuses.add(get().status_code)
+                times.append((time.perf_counter() - started) * 1000)
+        except (
+            Exception
+        ) as exc:  # report the failure in the table, keep benching the rest
+            result.status = f"error: {type(exc).__name__}: {exc}"[:300]
+            return result
+        result.status = "/".join(str(s) for s in sorted(statuses))
+        result.p50 = statistics.median(times)
+        result.p95 = sorted(times)[max(0, math.ceil(0.95 * len(times)) - 1)]
+        return result
+
+    # -- report ------------------------------------------------------------------
+    def _report(self, results: list[Result], requests: int) -> None:
+        self.stdout.write("")
+        self.stdout.write(self._environment(requests))
+        header = (
+            "page",
+            "role",
+            "status",
+            "queries",
+            "SQL ms",
+            "p50 ms",
+            "p95 ms",
+            "KB",
+        )
+        rows = [
+            (
+                r.case.page,
+                r.case.role,
+                # Errors are spelled out under the table, where they fit.
+                r.status.split(":", 1)[0],
+                _fmt(r.queries, "{}"),
+                _fmt(r.sql_ms, "{:.1f}"),
+                _fmt(r.p50, "{:.1f}"),
+                _fmt(r.p95, "{:.1f}"),
+                _fmt(r.kb, "{:.0f}"),
+            )
+            for r in results
+        ]
+        widths = [
+            max(len(header[i]), *(len(row[i]) for row in rows))
+            for i in range(len(header))
+        ]
+        numeric = {3, 4, 5, 6, 7}
+
+        def line(cells: tuple[str, ...]) -> str:
+            return " | ".join(
+                cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+                for i, cell in enumerate(cells)
+            )
+
+        self.stdout.write(line(header))
+        self.stdout.write("-+-".join("-" * w for w in widths))
+        for row in rows:
+            self.stdout.write(line(row))
+        problems = [
+            r for r in results if r.status and r.status != "200" and r.case.path
+        ]
+        floor = [r for r in results if r.case.path == FLOOR_PATH and r.queries == 0]
+        if floor:
+            self.stdout.write(
+                self.style.WARNING(
+                    "The floor ran 0 queries: query capture is not working."
+                )
+            )
+        for r in problems:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Not 200: {r.case.page} [{r.case.role}]: {r.status}"
+                )
+            )
+        for r in results:
+            if r.case.path is None:
+                self.stdout.write(
+                    f"Skipped: {r.case.page} [{r.case.role}]: {r.case.skip}"
+                )
+
+    def _environment(self, requests: int) -> str:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SHOW server_version")
+            else:
+                cursor.execute("SELECT sqlite_version()")
+            version = cursor.fetchone()[0]
+        counts = ", ".join(
+            f"{model._meta.verbose_name_plural}: {model.objects.count()}"
+            for model in demo.SEEDED_ENTITIES
+        )
+        return (
+            f"Database: {connection.vendor} {version}; {os.cpu_count()} CPUs; "
+            f"{WARMUPS} warm-ups then {requests} timed requests per row.\n"
+            f"Scale: {counts}; identity bindings: "
+            f"{m.NonHumanIdentity.deployments.through.objects.count()}.\n"
+        )
+
+
+def _fmt(value: float | int | None, pattern: str) -> str:
+    return "" if value is None else pattern.format(value)

@@ -1,0 +1,93 @@
+"""POST /api/v1/deployment-events: a CI/CD pipeline reports what it deployed, and where.
+
+Needs a token with the `deploy` scope. The work is done by
+sources.connectors.cicd.deployment_event_record, in one transaction.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from inventory.api.permissions import HasDeployScope
+from sources.api.serializers import (
+    DeploymentEventInSerializer,
+    DeploymentEventSerializer,
+)
+from sources.api.views import BAD_INPUT
+from sources.connectors.cicd import DeployEvent, deployment_event_record
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+class DeploymentEventView(APIView):
+    permission_classes = [HasDeployScope]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="deployment_events_create",
+        request=DeploymentEventInSerializer,
+        responses={
+            201: OpenApiResponse(
+                response=DeploymentEventSerializer,
+                description="Recorded; the deployment was created or updated.",
+            ),
+            200: OpenApiResponse(
+                response=DeploymentEventSerializer,
+                description="Already recorded (same pipeline run, model, version and "
+                "environment): the first event, unchanged.",
+            ),
+            400: BAD_INPUT,
+        },
+        examples=[
+            OpenApiExample(
+                "A production deploy",
+                value={
+                    "model": "fraud-scorer",
+                    "version": "3",
+                    "environment": "production",
+                    "endpoint": "https://fraud.internal/v1/score",
+                    "deployment": "fraud-scorer-prod",
+                    "commit": "9f3c2ab",
+                    "pipeline": "deploy-fraud-scorer",
+                    "pipeline_run": "https://ci.example.com/runs/1234",
+                    "deployed_at": "2026-11-26T10:00:00Z",
+                },
+                request_only=True,
+            )
+        ],
+        description="Record that a pipeline deployed a model version to an environment. "
+        "Unknown models and versions are created (versions pending approval); the "
+        "deployment is keyed by environment and endpoint.",
+    )
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise ValidationError(
+                {"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} characters."]}
+            )
+        data = DeploymentEventInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        event = DeployEvent(
+            model=v["model"],
+            version=v["version"],
+            environment=v["environment"],
+            endpoint=v["endpoint"],
+            deployment=v.get("deployment", ""),
+            commit=v.get("commit", ""),
+            pipeline=v.get("pipeline", ""),
+            pipeline_run=v.get("pipeline_run", ""),
+            deployed_at=v.get("deployed_at"),
+            idempotency_key=key,
+        )
+        row, created = deployment_event_record(event=event, token=request.auth)
+        return Response(
+            DeploymentEventSerializer(row, context={"request": request}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )

@@ -1,0 +1,137 @@
+"""The one small interface every connector implements, and what flows through it.
+
+A connector *fetches* records from its source (outside any transaction, as a stream, so
+memory stays bounded) and *applies* a batch of them as idempotent upserts keyed on
+(source, external id) through the `ApplyContext` it is given. Where the source allows it,
+it can also *revoke* access (deactivate a key, revoke a token, remove an alias).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+    from sources.models import DataSource
+    from sources.sync.engine import ApplyContext
+
+
+class SyncFailure(Exception):
+    """The whole run cannot go on; the message is shown to administrators."""
+
+
+class SourceUnavailable(SyncFailure):
+    """The source did not answer (connection refused, timeout, 5xx): retried with backoff."""
+
+
+class SourceConfigError(SyncFailure):
+    """The source's settings are wrong (bad URL, missing secret, refused credentials)."""
+
+
+class RevokeError(Exception):
+    """A revoke the source refused or could not do; the message says why."""
+
+
+@dataclass(slots=True)
+class Record:
+    """One thing a source reported. `payload` is the connector's own parsed form."""
+
+    external_id: str
+    payload: Any
+
+
+@dataclass(slots=True)
+class Malformed:
+    """A record that could not be read. It is recorded on the run and skipped."""
+
+    external_id: str
+    reason: str
+    excerpt: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One configurable setting of a connector, used to build forms and check API input."""
+
+    name: str
+    label: str
+    required: bool = False
+    secret: bool = False
+    kind: str = "text"  # text | url | int | bool | textarea | choice
+    default: Any = None
+    help: str = ""
+    choices: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class FetchContext:
+    """What fetch() may read: the settings, the decrypted secrets and an uploaded file."""
+
+    source: DataSource
+    settings: dict[str, Any]
+    secrets: dict[str, str]
+    upload_path: str | None = None
+    expected: list[int] = field(default_factory=list)
+    run_id: int | None = None
+
+    def expect(self, total: int) -> None:
+        """Say how many records the source will send, when it knows (for the progress bar)."""
+        self.expected[:] = [total]
+
+
+class Connector:
+    """Base class. Subclasses set the class attributes and implement fetch() and apply()."""
+
+    kind: ClassVar[str]
+    label: ClassVar[str]
+    description: ClassVar[str] = ""
+    settings_spec: ClassVar[tuple[Setting, ...]] = ()
+    # pull: Runproof fetches from the source (scheduled and "Sync now").
+    pull: ClassVar[bool] = True
+    # upload: "none" (never), "optional" (the API or a file) or "required" (a file only).
+    upload: ClassVar[str] = "none"
+    upload_help: ClassVar[str] = ""
+    # The inventory models whose rows this connector owns, for marking rows gone.
+    owns: ClassVar[tuple[type[Model], ...]] = ()
+    # What revoke() can act on, if anything.
+    revocable: ClassVar[tuple[type[Model], ...]] = ()
+
+    def __init__(self, source: DataSource) -> None:
+        self.source = source
+
+    def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
+        raise NotImplementedError
+
+    def apply(self, batch: list[Record], ctx: ApplyContext) -> None:
+        raise NotImplementedError
+
+    def finish(self, ctx: ApplyContext) -> None:
+        """Runs once after the last batch, in its own transaction (e.g. derived links)."""
+
+    def revoke(self, obj: Model, ctx: FetchContext) -> str:
+        """Withdraw `obj`'s access at the source; return what was done, in words."""
+        raise RevokeError(f"{self.label} cannot revoke access.")
+
+    @classmethod
+    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalise settings; raise django ValidationError with field errors."""
+        return settings
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def excerpt(value: Any, limit: int = 500) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,66 @@
+"""Template helpers for sources: badges, where a row came from, and the revoke link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.db.models import Model
+from django.urls import reverse
+
+from inventory import models as m
+from inventory import permissions
+from sources import models as sm
+from sources.tables import health_badge as _health_badge
+from sources.tables import kind_label, run_status_badge
+
+register = template.Library()
+
+REVOCABLE_KEYS = {m.NonHumanIdentity: "identity", m.ModelVersion: "modelversion"}
+
+
+@register.simple_tag
+def health_badge(source: sm.DataSource) -> str:
+    return _health_badge(source)
+
+
+@register.simple_tag
+def run_badge(status: str) -> str:
+    return run_status_badge(status)
+
+
+@register.simple_tag
+def source_info(obj: Model) -> dict[str, Any] | None:
+    """Which data source reported `obj` (None for rows typed in): one query, by id."""
+    label = getattr(obj, "source", "") or ""
+    if label == m.MANUAL_SOURCE or not label:
+        return None
+    kind, _, pk = label.partition(":")
+    source = (
+        sm.DataSource.objects.filter(pk=int(pk), kind=kind).first()
+        if pk.isdigit()
+        else None
+    )
+    return {
+        "label": label,
+        "source": source,
+        "kind_label": kind_label(kind) if source else "",
+        "seen_at": getattr(obj, "seen_at", None),
+        "gone_at": getattr(obj, "gone_at", None),
+    }
+
+
+@register.simple_tag(takes_context=True)
+def revoke_url(context: template.Context, obj: Model) -> str:
+    """The "Revoke at source" page for `obj`, if the user is an administrator and the
+    connector of the source that reported it can revoke it; else ""."""
+    request = context.get("request")
+    key = REVOCABLE_KEYS.get(type(obj))
+    if request is None or key is None or not permissions.is_admin(request.user):
+        return ""
+    from sources.views import revocable_source
+
+    source, _ = revocable_source(obj)
+    if source is None:
+        return ""
+    return reverse("sources:revoke", args=[key, obj.pk])
