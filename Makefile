@@ -4,7 +4,7 @@
 #   make test           the whole suite on SQLite (browser tests included; services tests deselected)
 #   make test-services  the whole suite on PostgreSQL + Redis (services tests included),
 #                       on a test database created afresh (nothing an earlier run left)
-#   make lint           ruff check, ruff format --check, missing migrations
+#   make lint           ruff check, ruff format --check, import contracts, missing migrations
 #   make check-deploy   `check --deploy` with production settings
 #   make bench          the benchmark (see README, "Benchmark")
 #
@@ -67,6 +67,7 @@ test-services: venv mlflow-venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python manage.py makemigrations --check --dry-run
 
 check-deploy: venv

@@ -26,7 +26,7 @@ from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
 from inventory.csv_export import csv_response
 from inventory.pagination import paginate_table, parse_sort
-from sources.views_otlp import usage_context
+from inventory.usage import usage_context
 
 FORM_INVALID = "Please correct the errors below."
 

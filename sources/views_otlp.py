@@ -212,33 +212,3 @@ def _ingest(message) -> otlp.IngestResult:
 
 # ---------------------------------------------------------------------------
 # The usage panel of the deployment page
-# ---------------------------------------------------------------------------
-CALLS_COLOUR, ERRORS_COLOUR = (
-    "#0d6efd",
-    "#dc3545",
-)  # Bootstrap's blue and red, as the dashboard
-
-
-def usage_context(deployment_id: int) -> dict:
-    """Template context for "Usage (last 7 days)": a chart spec for static/js/charts.js
-    (the dashboard's renderer, fed through json_script) and the callers table."""
-    summary = otlp.usage_summary(deployment_id=deployment_id)
-    chart = {
-        "id": "chart-usage",
-        "title": f"Calls per hour, last {otlp.USAGE_DAYS} days",
-        "kind": "group",
-        "x_title": "Hour (UTC)",
-        "y_title": "Calls",
-        # ISO times: plotly reads them as a date axis and spaces its ticks itself.
-        "categories": [hour.strftime("%Y-%m-%d %H:%M") for hour in summary.hours],
-        "series": [
-            {"name": "Calls", "color": CALLS_COLOUR, "values": summary.calls},
-            {"name": "Errors", "color": ERRORS_COLOUR, "values": summary.errors},
-        ],
-    }
-    return {
-        "usage": summary,
-        "usage_days": otlp.USAGE_DAYS,
-        "usage_chart": chart if summary.total_calls else None,
-        "chart_data": [chart] if summary.total_calls else [],
-    }

@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.db import connection, transaction
-from django.db.models import F, Max, Sum
+from django.db.models import F
 from django.utils import timezone
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -1183,88 +1183,3 @@ def ingest(request: ExportTraceServiceRequest, *, cache: TTLCache) -> IngestResu
     applied = apply_aggregate(agg, source_label=source.label, cache=cache)
     touch_source(source)
     return IngestResult(agg.spans, agg.genai, agg.ignored, agg.rejected, applied)
-
-
-# ---------------------------------------------------------------------------
-# Reading usage back (the deployment page)
-# ---------------------------------------------------------------------------
-USAGE_DAYS = 7
-USAGE_CALLERS_LIMIT = 50
-
-
-@dataclass(frozen=True)
-class CallerUsage:
-    service: str
-    user: str
-    calls: int
-    errors: int
-    mean_ms: float
-    max_ms: float
-    last_hour: datetime
-
-
-@dataclass(frozen=True)
-class UsageSummary:
-    hours: list[datetime]  # every hour of the window, oldest first
-    calls: list[int]  # per hour
-    errors: list[int]  # per hour
-    callers: list[CallerUsage]  # most calls first, at most USAGE_CALLERS_LIMIT
-    more_callers: bool
-
-    @property
-    def total_calls(self) -> int:
-        return sum(self.calls)
-
-    @property
-    def total_errors(self) -> int:
-        return sum(self.errors)
-
-
-def usage_summary(
-    *, deployment_id: int, now: datetime | None = None, days: int = USAGE_DAYS
-) -> UsageSummary:
-    """Calls and errors per hour and per caller over the last `days`, in two queries.
-
-    Both are aggregated in SQL, so the page's query count and transfer stay the same
-    whatever the number of usage rows.
-    """
-    now = now or timezone.now()
-    last = now.replace(minute=0, second=0, microsecond=0)
-    first = last - timedelta(hours=days * 24 - 1)
-    rows = m.UsageHour.objects.filter(deployment_id=deployment_id, hour__gte=first)
-    per_hour = {
-        row["hour"]: row
-        for row in rows.values("hour")
-        .annotate(calls=Sum("calls"), errors=Sum("errors"))
-        .order_by("hour")
-    }
-    hours = [first + timedelta(hours=i) for i in range(days * 24)]
-    callers = list(
-        rows.values("caller_service", "caller_user")
-        .annotate(
-            calls=Sum("calls"),
-            errors=Sum("errors"),
-            duration=Sum("duration_ms_total"),
-            max_ms=Max("duration_ms_max"),
-            last_hour=Max("hour"),
-        )
-        .order_by("-calls", "caller_service", "caller_user")[: USAGE_CALLERS_LIMIT + 1]
-    )
-    return UsageSummary(
-        hours=hours,
-        calls=[per_hour[h]["calls"] if h in per_hour else 0 for h in hours],
-        errors=[per_hour[h]["errors"] if h in per_hour else 0 for h in hours],
-        callers=[
-            CallerUsage(
-                service=row["caller_service"],
-                user=row["caller_user"],
-                calls=row["calls"],
-                errors=row["errors"],
-                mean_ms=row["duration"] / row["calls"] if row["calls"] else 0.0,
-                max_ms=row["max_ms"],
-                last_hour=row["last_hour"],
-            )
-            for row in callers[:USAGE_CALLERS_LIMIT]
-        ],
-        more_callers=len(callers) > USAGE_CALLERS_LIMIT,
-    )
