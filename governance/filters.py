@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.services import object_types
 from inventory.filters import BaseFilter
 from inventory.permissions import OWNERSHIP
 
@@ -84,7 +85,8 @@ class AuditEventFilter(BaseFilter):
         self.form.fields["q"].widget.attrs["placeholder"] = "contains…"
 
     def filter_object_type(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(object_type=value.strip().lower())
+        # An object whose model moved app keeps its old label in older events.
+        return queryset.filter(object_type__in=object_types(value.strip().lower()))
 
     # Day bounds, not occurred_at__date: a range on the column itself can use its index.
     def filter_date_from(

@@ -54,6 +54,8 @@ OBJECT_PAGES = {
     "inventory.system": "inventory:system_detail",
     "inventory.deployment": "inventory:deployment_detail",
     "inventory.nonhumanidentity": "inventory:identity_detail",
+    "sources.datasource": "sources:source_detail",
+    "inventory.datasource": "sources:source_detail",  # events written before the move
 }
 
 
