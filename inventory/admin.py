@@ -47,9 +47,16 @@ class AuditedAdmin(admin.ModelAdmin):
     ) -> None:
         if not permissions.is_admin(request.user):
             raise PermissionDenied(permissions.ADMIN_ONLY)
-        request._audit_before = (
-            snapshot(type(obj)._default_manager.get(pk=obj.pk)) if change else None
-        )
+        stored = type(obj)._default_manager.get(pk=obj.pk) if change else None
+        changed = services.governed_changes(stored, obj) if stored is not None else []
+        if changed:
+            # The governed fields are read-only here; this guards a custom form too.
+            raise PermissionDenied(
+                services.GOVERNED_STATE_VIA_SERVICE.format(
+                    fields=", ".join(changed).capitalize()
+                )
+            )
+        request._audit_before = snapshot(stored) if stored is not None else None
         super().save_model(request, obj, form, change)
 
     def save_related(

@@ -36,6 +36,26 @@ TOKEN_NO_SCOPES = "Give the token at least one scope."
 TOKEN_DAYS_RANGE = "A token lives between 1 and 730 days."
 TOKEN_ALREADY_REVOKED = "This token was already revoked."
 TEAM_CHANGE_NOT_YOURS = "You can only move an object to one of your own teams."
+GOVERNED_STATE_VIA_SERVICE = (
+    "{fields} change only through their own decision (the approval, lifecycle, status or "
+    "baseline forms), not an edit."
+)
+# Fields with one writer each (the services at the end of this module): a generic update
+# that would change them is refused, whoever asks.
+GOVERNED_FIELDS: dict[type[Model], tuple[str, ...]] = {
+    m.ModelVersion: ("approval", "approved_by_id", "approved_at"),
+    m.AIModel: ("lifecycle", "baseline_version_id"),
+    m.Deployment: ("status", "approved_version_id"),
+}
+
+
+def governed_changes(stored: Model, instance: Model) -> list[str]:
+    """The governed fields `instance` changed in memory against the `stored` row."""
+    return [
+        name
+        for name in GOVERNED_FIELDS.get(type(instance), ())
+        if getattr(stored, name) != getattr(instance, name)
+    ]
 
 
 def owning_team_id(obj: Model) -> int | None:
@@ -123,6 +143,11 @@ def object_update(
         != (stored.approval, stored.approved_by_id)
     ):
         raise PermissionDenied(permissions.APPROVAL_RISK_ONLY)
+    changed = governed_changes(stored, instance)
+    if changed:
+        raise PermissionDenied(
+            GOVERNED_STATE_VIA_SERVICE.format(fields=", ".join(changed).capitalize())
+        )
     before = snapshot(stored)
     instance.full_clean()
     instance.save()

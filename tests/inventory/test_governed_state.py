@@ -309,3 +309,20 @@ def test_a_deployment_no_source_reports_shows_its_version_as_declared(
     assert "observed_version" not in form.fields, (
         "the runtime's version is the source's"
     )
+
+
+def test_the_generic_update_service_refuses_governed_fields_for_every_role(
+    estate, admin_user, risk
+):
+    for actor in (admin_user, risk):
+        for obj, field, value in (
+            (estate["approved"], "approval", A.RETIRED),
+            (estate["model"], "lifecycle", L.ACTIVE),
+            (estate["deployment"], "status", S.ACTIVE),
+            (estate["deployment"], "approved_version_id", None),
+        ):
+            obj = type(obj).objects.get(pk=obj.pk)
+            setattr(obj, field, value)
+            with pytest.raises(PermissionDenied):
+                services.object_update(actor=actor, instance=obj)
+    assert not AuditEvent.objects.exists()
