@@ -101,7 +101,8 @@ def headlines(figures: dict[str, Any]) -> list[Headline]:
             "Version drift",
             d["drift"],
             _url(deployments, risk="drift", status="active"),
-            "Running a version other than the approved one.",
+            "Running a version other than its baseline (the committee's pin, else the "
+            "model's baseline version).",
             warn=True,
         ),
         Headline(
@@ -109,7 +110,7 @@ def headlines(figures: dict[str, Any]) -> list[Headline]:
             "Deployments without owner",
             d["ownerless"],
             _url(deployments, risk="ownerless", status="active"),
-            "Active deployments nobody answers for.",
+            "Active deployments with no accountable person.",
             warn=True,
         ),
         Headline(
@@ -124,15 +125,16 @@ def headlines(figures: dict[str, Any]) -> list[Headline]:
             "Identities without owner",
             i["ownerless"],
             _url(identities, risk="ownerless", status="active"),
-            "Active, with neither an owner nor a team.",
+            "Active, with no accountable person (a team alone is not one).",
             warn=True,
         ),
         Headline(
             "stale_identities",
-            "Stale identities",
-            i["stale"],
-            _url(identities, risk="stale"),
-            f"Active but unused for {selectors.STALE_AFTER_DAYS}+ days.",
+            "Unused (stale) identities",
+            i["unused"],
+            _url(identities, risk="unused"),
+            f"Active but unused for {figures['policy']['unused_after_days']}+ days "
+            "(the policy's number).",
             warn=True,
         ),
         Headline(

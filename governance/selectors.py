@@ -11,15 +11,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from inventory import models as m
-from inventory import permissions
+from inventory import permissions, querysets
 from inventory import selectors as inventory_selectors
-from inventory.filters import STALE_AFTER_DAYS
 from inventory.roles import Role
 from sources import models as sm
 
@@ -88,8 +87,7 @@ def audit_chain_status() -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 ACTIVE_DEPLOYMENT = Q(status=m.Deployment.Status.ACTIVE)
 ACTIVE_IDENTITY = Q(status=m.NonHumanIdentity.Status.ACTIVE)
-# Same condition as DeploymentFilter's risk=drift, so a headline equals its linked list.
-DRIFT = Q(approved_version__isnull=False) & ~Q(observed_version=F("approved_version"))
+# Every headline counts with the rule its linked list filters by (inventory.querysets).
 
 # The identity-age histogram's buckets, in axis order: (key, label, issued less than N days ago).
 AGE_BUCKETS: list[tuple[str, str, int | None]] = [
@@ -103,21 +101,16 @@ AGE_BUCKETS: list[tuple[str, str, int | None]] = [
 TOP_TEAMS = 10
 
 
-def _stale_condition(now: Any) -> Q:
-    cutoff = now - timedelta(days=STALE_AFTER_DAYS)
-    return ACTIVE_IDENTITY & (
-        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, issued_at__lt=cutoff)
-    )
-
-
 def dashboard_figures(*, user: User) -> dict[str, Any]:
-    """Headline counts and chart series, scoped to the user. Four queries, whatever the data:
+    """Headline counts and chart series, scoped to the user. Five queries, whatever the data:
+    the policy row,
     one pass over models, two over deployments (by environment and exposure, by team) and one
     over identities; each headline is a conditional count inside the grouped pass.
 
     Deployment figures count active deployments only: withdrawn ones no longer answer.
     """
     now = timezone.now()
+    policy = inventory_selectors.policy_current()
     models = inventory_selectors.aimodel_list(user=user).values("lifecycle")
     deployments = inventory_selectors.deployment_list(user=user).filter(
         ACTIVE_DEPLOYMENT
@@ -132,8 +125,8 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
         deployments.values("environment", "exposure")
         .annotate(
             n=Count("pk"),
-            drift=Count("pk", filter=DRIFT),
-            ownerless=Count("pk", filter=Q(owner__isnull=True)),
+            drift=Count("pk", filter=querysets.deployment_drift_q()),
+            ownerless=Count("pk", filter=querysets.ownerless_q()),
         )
         .order_by()
     )
@@ -182,10 +175,8 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
         for key, condition in bucket_conditions.items()
         for status in m.NonHumanIdentity.Status.values
     }
-    counts["ownerless"] = Count(
-        "pk", filter=ACTIVE_IDENTITY & Q(owner__isnull=True, team__isnull=True)
-    )
-    counts["stale"] = Count("pk", filter=_stale_condition(now))
+    counts["ownerless"] = Count("pk", filter=ACTIVE_IDENTITY & querysets.ownerless_q())
+    counts["unused"] = Count("pk", filter=querysets.identity_unused_q(policy, now))
     totals = identities.aggregate(**counts)
     ages = {
         (key, status): totals[f"age__{key}__{status}"]
@@ -200,7 +191,8 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
             if status == m.NonHumanIdentity.Status.ACTIVE
         ),
         "ownerless": totals["ownerless"],
-        "stale": totals["stale"],
+        "unused": totals["unused"],
+        "stale": totals["unused"],  # the older name of the same rule
     }
     return {
         "lifecycle": lifecycle,
@@ -210,6 +202,10 @@ def dashboard_figures(*, user: User) -> dict[str, Any]:
         "by_team": by_team,
         "identities": identity_counts,
         "ages": ages,
+        "policy": {
+            "unused_after_days": policy.unused_after_days,
+            "unrotated_after_days": policy.unrotated_after_days,
+        },
         # Not scoped: every role may read the sources' health.
         "sources_attention": sm.DataSource.objects.filter(
             enabled=True,

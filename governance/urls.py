@@ -13,4 +13,15 @@ urlpatterns = [
         views.version_approval,
         name="version_approval",
     ),
+    path(
+        "models/<int:pk>/lifecycle/", views.aimodel_lifecycle, name="aimodel_lifecycle"
+    ),
+    path("models/<int:pk>/baseline/", views.aimodel_baseline, name="aimodel_baseline"),
+    path(
+        "deployments/<int:pk>/status/",
+        views.deployment_status,
+        name="deployment_status",
+    ),
+    path("deployments/<int:pk>/pin/", views.deployment_pin, name="deployment_pin"),
+    path("policy/", views.policy, name="policy"),
 ]

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -24,6 +24,7 @@ from governance import filters, selectors, services, tables
 from governance.filters import KNOWN_ACTIONS
 from inventory import permissions
 from inventory import selectors as inventory_selectors
+from inventory import services as inventory_services
 from inventory.csv_export import csv_stream
 from inventory.pagination import paginate_table, parse_sort
 from inventory.snapshots import diff
@@ -180,6 +181,7 @@ def version_approval(request: HttpRequest, pk: int) -> HttpResponse:
             version=version,
             approval=request.POST.get("approval", ""),
             note=request.POST.get("note", ""),
+            make_baseline=request.POST.get("make_baseline") == "yes",
         )
     except ValidationError as exc:
         error = " ".join(exc.messages)
@@ -199,3 +201,164 @@ def version_approval(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return HttpResponseClientRedirect(version.get_absolute_url())
     return redirect(version.get_absolute_url())
+
+
+# ---------------------------------------------------------------------------
+# Governed state on the detail pages: lifecycle, baseline, status, pin. Each POST calls
+# one inventory service (the transition check and the audit event are there); the form
+# asks for an explicit confirmation, checked here so a stray POST changes nothing.
+# ---------------------------------------------------------------------------
+CONFIRM_REQUIRED = "Tick the confirmation box to make this change."
+VERSION_NOT_FOUND = "Choose one of this model's versions."
+
+
+def _confirmed(request: HttpRequest) -> None:
+    if request.POST.get("confirm") != "yes":
+        raise ValidationError(CONFIRM_REQUIRED)
+
+
+def _chosen_version(request: HttpRequest, model_id: int) -> Any:
+    raw = request.POST.get("version", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise ValidationError(VERSION_NOT_FOUND)
+    version = (
+        inventory_selectors.modelversion_list(user=request.user)
+        .filter(pk=int(raw), model_id=model_id)
+        .first()
+    )
+    if version is None:
+        raise ValidationError(VERSION_NOT_FOUND)
+    return version
+
+
+def _governed_post(request: HttpRequest, target: Any, action: Any, done: str):
+    try:
+        _confirmed(request)
+        action()
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect(target.get_absolute_url())
+
+
+@require_POST
+def aimodel_lifecycle(request: HttpRequest, pk: int) -> HttpResponse:
+    model = inventory_selectors.aimodel_get_for_user(user=request.user, model_id=pk)
+    lifecycle = request.POST.get("lifecycle", "")
+    return _governed_post(
+        request,
+        model,
+        lambda: inventory_services.aimodel_set_lifecycle(
+            actor=request.user,
+            model=model,
+            lifecycle=lifecycle,
+            note=request.POST.get("note", ""),
+        ),
+        f"Model “{model}”: lifecycle changed.",
+    )
+
+
+@require_POST
+def aimodel_baseline(request: HttpRequest, pk: int) -> HttpResponse:
+    model = inventory_selectors.aimodel_get_for_user(user=request.user, model_id=pk)
+    return _governed_post(
+        request,
+        model,
+        lambda: inventory_services.aimodel_set_baseline(
+            actor=request.user,
+            model=model,
+            version=_chosen_version(request, model.pk),
+        ),
+        f"Model “{model}”: baseline version changed.",
+    )
+
+
+@require_POST
+def deployment_status(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = inventory_selectors.deployment_get_for_user(
+        user=request.user, deployment_id=pk
+    )
+    return _governed_post(
+        request,
+        deployment,
+        lambda: inventory_services.deployment_set_status(
+            actor=request.user,
+            deployment=deployment,
+            status=request.POST.get("status", ""),
+            note=request.POST.get("note", ""),
+        ),
+        f"Deployment “{deployment}”: status changed.",
+    )
+
+
+@require_POST
+def deployment_pin(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = inventory_selectors.deployment_get_for_user(
+        user=request.user, deployment_id=pk
+    )
+    return _governed_post(
+        request,
+        deployment,
+        lambda: inventory_services.deployment_pin_baseline(
+            actor=request.user,
+            deployment=deployment,
+            version=_chosen_version(request, deployment.model_id),
+        ),
+        f"Deployment “{deployment}”: baseline pin changed.",
+    )
+
+
+# ---------------------------------------------------------------------------
+# Policy: administrators edit it, everyone else reads it.
+# ---------------------------------------------------------------------------
+POLICY_NOT_A_NUMBER = "{label}: enter a whole number."
+
+
+def policy(request: HttpRequest) -> HttpResponse:
+    current = inventory_selectors.policy_current()
+    can_edit = permissions.is_admin(request.user)
+    fields = [
+        {
+            "name": name,
+            "label": current._meta.get_field(name).verbose_name.capitalize(),
+            "help": current._meta.get_field(name).help_text,
+            "value": getattr(current, name),
+        }
+        for name in inventory_services.POLICY_FIELDS
+    ]
+    if request.method == "POST":
+        if not can_edit:
+            raise PermissionDenied(permissions.ADMIN_ONLY)
+        values: dict[str, int] = {}
+        errors: list[str] = []
+        for field in fields:
+            raw = request.POST.get(field["name"], "").strip()
+            if not raw.isdigit() or len(raw) > 9:
+                errors.append(POLICY_NOT_A_NUMBER.format(label=field["label"]))
+            else:
+                values[field["name"]] = int(raw)
+                field["value"] = raw
+        if not errors:
+            try:
+                inventory_services.policy_update(actor=request.user, **values)
+            except ValidationError as exc:
+                errors = exc.messages
+            else:
+                messages.success(request, "Policy saved.")
+                return redirect("governance:policy")
+        return render(
+            request,
+            "governance/policy.html",
+            {"policy": current, "fields": fields, "can_edit": True, "errors": errors},
+            status=422,
+        )
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    return render(
+        request,
+        "governance/policy.html",
+        {"policy": current, "fields": fields, "can_edit": can_edit, "errors": []},
+    )

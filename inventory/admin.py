@@ -47,9 +47,16 @@ class AuditedAdmin(admin.ModelAdmin):
     ) -> None:
         if not permissions.is_admin(request.user):
             raise PermissionDenied(permissions.ADMIN_ONLY)
-        request._audit_before = (
-            snapshot(type(obj)._default_manager.get(pk=obj.pk)) if change else None
-        )
+        stored = type(obj)._default_manager.get(pk=obj.pk) if change else None
+        changed = services.governed_changes(stored, obj) if stored is not None else []
+        if changed:
+            # The governed fields are read-only here; this guards a custom form too.
+            raise PermissionDenied(
+                services.GOVERNED_STATE_VIA_SERVICE.format(
+                    fields=", ".join(changed).capitalize()
+                )
+            )
+        request._audit_before = snapshot(stored) if stored is not None else None
         super().save_model(request, obj, form, change)
 
     def save_related(
@@ -90,6 +97,8 @@ class AIModelAdmin(AuditedAdmin):
     list_filter = ["lifecycle", "kind", "source"]
     search_fields = ["name", "external_id"]
     raw_id_fields = ["team", "owner"]
+    # Governed state: changed only through inventory.services (the model's page).
+    readonly_fields = ["lifecycle", "baseline_version"]
 
 
 @admin.register(m.ModelVersion)
@@ -97,8 +106,10 @@ class ModelVersionAdmin(AuditedAdmin):
     list_display = ["model", "version", "approval", "approved_at", "source"]
     list_filter = ["approval", "source"]
     search_fields = ["version", "model__name"]
-    raw_id_fields = ["model", "approved_by"]
+    raw_id_fields = ["model"]
     list_select_related = ["model"]
+    # Governed state: changed only through services.model_version_set_approval.
+    readonly_fields = ["approval", "approved_by", "approved_at"]
 
 
 @admin.register(m.System)
@@ -130,15 +141,10 @@ class DeploymentAdmin(AuditedAdmin):
         "decision_making",
     ]
     search_fields = ["name", "endpoint", "external_id"]
-    raw_id_fields = [
-        "model",
-        "observed_version",
-        "approved_version",
-        "system",
-        "team",
-        "owner",
-    ]
+    raw_id_fields = ["model", "observed_version", "system", "team", "owner"]
     list_select_related = ["model", "team", "owner"]
+    # Governed state: changed only through inventory.services (the deployment's page).
+    readonly_fields = ["status", "approved_version"]
 
 
 @admin.register(m.Dependency)

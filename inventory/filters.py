@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from datetime import timedelta
 
 import django_filters as df
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from inventory import models as m
-from inventory import permissions, selectors, source_names
+from inventory import permissions, querysets, selectors, source_names
 from inventory.widgets import LookupInput, describe_choice, use_fast_select
-
-STALE_AFTER_DAYS = 90
-
 
 # The largest id a BIGINT column holds: anything past it fails in the database, not the form.
 MAX_ID = 2**63 - 1
@@ -150,7 +146,9 @@ class AIModelFilter(SourcedFilter):
     ) -> QuerySet:
         if value is None:
             return queryset
-        return queryset.filter(owner__isnull=value)
+        return queryset.filter(
+            querysets.ownerless_q() if value else ~querysets.ownerless_q()
+        )
 
 
 class ModelVersionFilter(SourcedFilter):
@@ -198,7 +196,9 @@ class DeploymentFilter(SourcedFilter):
             ("write", "Write access"),
             ("decision", "Decision-making"),
             ("drift", "Version drift"),
+            ("unregistered", "Runs a version the registry does not have"),
             ("ownerless", "No owner"),
+            ("silent", "Silent (no source has seen it lately)"),
         ),
     )
     model = IdFilter(field_name="model_id", widget=forms.HiddenInput)
@@ -210,14 +210,17 @@ class DeploymentFilter(SourcedFilter):
 
     def filter_risk(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         conditions = {
-            "external": Q(exposure=m.Deployment.Exposure.EXTERNAL),
-            "write": Q(write_access=True),
-            "decision": Q(decision_making=True),
-            "drift": Q(approved_version__isnull=False)
-            & ~Q(observed_version=F("approved_version")),
-            "ownerless": Q(owner__isnull=True),
+            "external": lambda: Q(exposure=m.Deployment.Exposure.EXTERNAL),
+            "write": lambda: Q(write_access=True),
+            "decision": lambda: Q(decision_making=True),
+            "drift": querysets.deployment_drift_q,
+            "unregistered": querysets.deployment_unregistered_q,
+            "ownerless": querysets.ownerless_q,
+            "silent": lambda: querysets.deployment_silent_q(selectors.policy_current()),
         }
-        return queryset.filter(conditions[value]) if value in conditions else queryset
+        if value not in conditions:
+            return queryset
+        return queryset.filter(conditions[value]())
 
 
 class IdentityFilter(SourcedFilter):
@@ -232,8 +235,10 @@ class IdentityFilter(SourcedFilter):
         label="Risk flag",
         choices=(
             ("ownerless", "No owner"),
-            ("stale", f"Unused for {STALE_AFTER_DAYS}+ days"),
-            ("unrotated", f"Not rotated in {STALE_AFTER_DAYS}+ days"),
+            ("unused", "Unused (past the policy's days)"),
+            # The older name of "unused", kept so saved links and API clients still work.
+            ("stale", "Stale (= unused)"),
+            ("unrotated", "Not rotated (past the policy's days)"),
             ("expired", "Past its expiry, still active"),
             ("retired_model", "Belongs or bound to a retired model"),
         ),
@@ -245,37 +250,19 @@ class IdentityFilter(SourcedFilter):
         fields = ["team", "owner", "kind", "provider", "status"]
 
     def filter_risk(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        now = timezone.now()
-        cutoff = now - timedelta(days=STALE_AFTER_DAYS)
-        active = Q(status=m.NonHumanIdentity.Status.ACTIVE)
-        if value == "ownerless":
-            return queryset.filter(owner__isnull=True, team__isnull=True)
-        if value == "stale":
-            return queryset.filter(
-                active
-                & (
-                    Q(last_used_at__lt=cutoff)
-                    | Q(last_used_at__isnull=True, issued_at__lt=cutoff)
-                )
-            )
-        if value == "unrotated":
-            return queryset.filter(
-                active
-                & Q(issued_at__lt=cutoff)
-                & (Q(rotated_at__isnull=True) | Q(rotated_at__lt=cutoff))
-            )
-        if value == "expired":
-            return queryset.filter(active & Q(expires_at__lt=now))
-        if value == "retired_model":
-            bound_to_retired = m.NonHumanIdentity.deployments.through.objects.filter(
-                nonhumanidentity_id=OuterRef("pk"),
-                deployment__model__lifecycle=m.AIModel.Lifecycle.RETIRED,
-            )
-            belongs_to_retired = Q(model__lifecycle=m.AIModel.Lifecycle.RETIRED)
-            return queryset.filter(
-                active & (Exists(bound_to_retired) | belongs_to_retired)
-            )
-        return queryset
+        conditions = {
+            "ownerless": querysets.ownerless_q,
+            "unused": lambda: querysets.identity_unused_q(selectors.policy_current()),
+            "stale": lambda: querysets.identity_stale_q(selectors.policy_current()),
+            "unrotated": lambda: querysets.identity_unrotated_q(
+                selectors.policy_current()
+            ),
+            "expired": querysets.identity_expired_q,
+            "retired_model": querysets.identity_bound_to_retired_model_q,
+        }
+        if value not in conditions:
+            return queryset
+        return queryset.filter(conditions[value]())
 
 
 # Days a date filter takes: the bounds keep the day's start, in any time zone, a datetime

@@ -79,7 +79,7 @@ class AIModelForm(StyledForm):
             "name",
             "kind",
             "provider",
-            "lifecycle",
+            # No lifecycle: only services.aimodel_set_lifecycle moves it (the model's page).
             "team",
             "owner",
             "description",
@@ -102,7 +102,8 @@ class ModelVersionForm(StyledForm):
             "artifact_uri",
             "digest",
             "approved_bounds",
-            "approval",
+            # No approval: only services.model_version_set_approval moves it (the
+            # committee's approval form on the version's page, or the registry's sync).
         ]
 
     def __init__(self, *args, user, **kwargs) -> None:
@@ -110,9 +111,6 @@ class ModelVersionForm(StyledForm):
         self._lookup(
             "model", "aimodel", permissions.scope(m.AIModel.objects.all(), user)
         )
-        if not permissions.can_approve_versions(user):
-            # Field-level permission: only the risk committee moves a version's approval.
-            del self.fields["approval"]
         if self.instance.pk:
             self.initial["approved_bounds"] = json.dumps(
                 self.instance.approved_bounds or {}, indent=2
@@ -147,8 +145,10 @@ class DeploymentForm(StyledForm):
         fields = [
             "name",
             "model",
+            # What the runtime runs: sources set it; on a deployment no source reports
+            # (typed in), the owner declares it. No baseline pin and no status here: the
+            # committee changes those through services on the deployment's page.
             "observed_version",
-            "approved_version",
             "system",
             "environment",
             "endpoint",
@@ -161,9 +161,13 @@ class DeploymentForm(StyledForm):
             "owner",
             "business_purpose",
             "change_window",
-            "status",
         ]
         widgets = {"business_purpose": forms.Textarea(attrs={"rows": 3})}
+        labels = {"observed_version": "Declared version"}
+        help_texts = {
+            "observed_version": "The version it runs, as you declare it: no source "
+            "reports this deployment."
+        }
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, user=user, **kwargs)
@@ -173,13 +177,17 @@ class DeploymentForm(StyledForm):
         versions = permissions.scope(
             m.ModelVersion.objects.select_related("model"), user
         )
-        # Suggest only the chosen model's versions.
-        self._lookup(
-            "observed_version", "modelversion", versions, **{"hx-include": "#id_model"}
-        )
-        self._lookup(
-            "approved_version", "modelversion", versions, **{"hx-include": "#id_model"}
-        )
+        if self.instance.source != m.MANUAL_SOURCE:
+            # A source reports this deployment: the runtime's version is its to set.
+            del self.fields["observed_version"]
+        else:
+            # Suggest only the chosen model's versions.
+            self._lookup(
+                "observed_version",
+                "modelversion",
+                versions,
+                **{"hx-include": "#id_model"},
+            )
         self._lookup(
             "system", "system", permissions.scope(m.System.objects.all(), user)
         )
@@ -187,10 +195,9 @@ class DeploymentForm(StyledForm):
     def clean(self) -> dict:
         data = super().clean()
         model = data.get("model")
-        for name in ("observed_version", "approved_version"):
-            version = data.get(name)
-            if model and version and version.model_id != model.pk:
-                self.add_error(name, VERSION_OF_OTHER_MODEL)
+        version = data.get("observed_version")
+        if model and version and version.model_id != model.pk:
+            self.add_error("observed_version", VERSION_OF_OTHER_MODEL)
         return data
 
 

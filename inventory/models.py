@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+
+from inventory import querysets
 
 MANUAL_SOURCE = "manual"
 
@@ -111,6 +114,20 @@ class AIModel(TimeStamped, Sourced):
         on_delete=models.SET_NULL,
         related_name="owned_models",
     )
+    # Changed only by inventory.services (aimodel_set_baseline, model_version_set_approval,
+    # the registry's sync): the version every deployment of the model is held to, unless
+    # the committee pinned another one on the deployment.
+    baseline_version = models.ForeignKey(
+        "ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="baseline_of",
+        help_text="The approved version its deployments should run: the registry's "
+        "approved alias, or the approved version the committee marked.",
+    )
+
+    objects = querysets.AIModelQuerySet.as_manager()
 
     class Meta:
         verbose_name = "model"
@@ -266,7 +283,9 @@ class Deployment(TimeStamped, Sourced):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="approved_for",
-        help_text="The version governance approved for this deployment.",
+        verbose_name="baseline pin",
+        help_text="The committee's pin: the version this deployment must run, overriding "
+        "its model's baseline. Changed only by inventory.services.deployment_pin_baseline.",
     )
     system = models.ForeignKey(
         System,
@@ -329,6 +348,8 @@ class Deployment(TimeStamped, Sourced):
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
 
+    objects = querysets.DeploymentQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         constraints = [natural_key_constraint("deployment")]
@@ -346,11 +367,20 @@ class Deployment(TimeStamped, Sourced):
         return reverse("inventory:deployment_detail", args=[self.pk])
 
     @property
+    def baseline_version_id(self) -> int | None:
+        """The committee's pin, else the model's baseline (querysets.BASELINE in SQL)."""
+        return self.approved_version_id or self.model.baseline_version_id
+
+    @property
     def version_drift(self) -> bool:
-        return bool(
-            self.approved_version_id
-            and self.observed_version_id != self.approved_version_id
-        )
+        """Observed ≠ baseline: the row form of `Deployment.objects.drifting()`."""
+        baseline = self.baseline_version_id
+        return bool(baseline and self.observed_version_id != baseline)
+
+    @property
+    def observed_is_declared(self) -> bool:
+        """No source reports it: its observed version is what an owner declared."""
+        return self.source == MANUAL_SOURCE
 
 
 class Dependency(TimeStamped):
@@ -452,6 +482,8 @@ class NonHumanIdentity(TimeStamped, Sourced):
         related_name="identities",
         help_text="The model this credential exists for (from tags, metadata or naming rules).",
     )
+
+    objects = querysets.IdentityQuerySet.as_manager()
 
     class Meta:
         verbose_name = "non-human identity"
@@ -569,3 +601,49 @@ class UsageHour(models.Model):
     @property
     def mean_duration_ms(self) -> float:
         return self.duration_ms_total / self.calls if self.calls else 0.0
+
+
+class Policy(models.Model):
+    """The policy numbers the rules read (`inventory.querysets`): one row, edited by an
+    administrator through `services.policy_update`, every change audited."""
+
+    SINGLETON_ID = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON_ID)
+    unrotated_after_days = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="An active credential not rotated (or issued) for this many days is unrotated.",
+    )
+    unused_after_days = models.PositiveIntegerField(
+        default=90,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="An active credential not used (or, never used, issued) for this many "
+        "days is unused (also called stale).",
+    )
+    silent_after_hours = models.PositiveIntegerField(
+        default=72,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 365)],
+        help_text="An active deployment no source has seen for this many hours is silent.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+
+    class Meta:
+        verbose_name_plural = "policy"
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="policy_singleton"),
+        ]
+
+    def __str__(self) -> str:
+        return "Policy"
+
+    def get_absolute_url(self) -> str:
+        return reverse("governance:policy")

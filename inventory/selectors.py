@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     User = AbstractBaseUser
 
 
+def policy_current() -> m.Policy:
+    """The policy row (one query); its defaults if no row was stored yet."""
+    return m.Policy.objects.filter(pk=m.Policy.SINGLETON_ID).first() or m.Policy()
+
+
 def team_list(*, user: User) -> QuerySet[m.Team]:
     return permissions.scope(m.Team.objects.all(), user)
 
@@ -56,7 +61,9 @@ def team_get_for_user(*, user: User, team_id: int) -> m.Team:
 
 def aimodel_get_for_user(*, user: User, model_id: int) -> m.AIModel:
     return permissions.get_for_user(
-        m.AIModel.objects.select_related("team", "owner"), user, model_id
+        m.AIModel.objects.select_related("team", "owner", "baseline_version"),
+        user,
+        model_id,
     )
 
 
@@ -81,7 +88,12 @@ def deployment_get_for_user(*, user: User, deployment_id: int) -> m.Deployment:
         # Every relation the page shows, so the query count never depends on which are set.
         # (Planning this join for one id costs ~1 ms; the list keeps fewer joins: see above.)
         m.Deployment.objects.select_related(
-            "model", "observed_version", "approved_version", "system", "team", "owner"
+            "model__baseline_version",
+            "observed_version",
+            "approved_version",
+            "system",
+            "team",
+            "owner",
         ),
         user,
         deployment_id,

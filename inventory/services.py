@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,8 @@ from django.db.models import Model
 from django.utils import timezone
 
 import audit
+from audit.actors import Actor, ActorKind
+from audit.services import Change
 from inventory import models as m
 from inventory import permissions
 from inventory.snapshots import snapshot
@@ -33,6 +36,26 @@ TOKEN_NO_SCOPES = "Give the token at least one scope."
 TOKEN_DAYS_RANGE = "A token lives between 1 and 730 days."
 TOKEN_ALREADY_REVOKED = "This token was already revoked."
 TEAM_CHANGE_NOT_YOURS = "You can only move an object to one of your own teams."
+GOVERNED_STATE_VIA_SERVICE = (
+    "{fields} change only through their own decision (the approval, lifecycle, status or "
+    "baseline forms), not an edit."
+)
+# Fields with one writer each (the services at the end of this module): a generic update
+# that would change them is refused, whoever asks.
+GOVERNED_FIELDS: dict[type[Model], tuple[str, ...]] = {
+    m.ModelVersion: ("approval", "approved_by_id", "approved_at"),
+    m.AIModel: ("lifecycle", "baseline_version_id"),
+    m.Deployment: ("status", "approved_version_id"),
+}
+
+
+def governed_changes(stored: Model, instance: Model) -> list[str]:
+    """The governed fields `instance` changed in memory against the `stored` row."""
+    return [
+        name
+        for name in GOVERNED_FIELDS.get(type(instance), ())
+        if getattr(stored, name) != getattr(instance, name)
+    ]
 
 
 def owning_team_id(obj: Model) -> int | None:
@@ -120,6 +143,11 @@ def object_update(
         != (stored.approval, stored.approved_by_id)
     ):
         raise PermissionDenied(permissions.APPROVAL_RISK_ONLY)
+    changed = governed_changes(stored, instance)
+    if changed:
+        raise PermissionDenied(
+            GOVERNED_STATE_VIA_SERVICE.format(fields=", ".join(changed).capitalize())
+        )
     before = snapshot(stored)
     instance.full_clean()
     instance.save()
@@ -328,3 +356,441 @@ def api_token_authenticate(raw: str) -> m.APIToken | None:
         m.NonHumanIdentity.objects.filter(pk=token.identity_id).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+# ---------------------------------------------------------------------------
+# Governed state: one writer each. A version's approval, a model's lifecycle and baseline,
+# a deployment's status and baseline pin change only here: the committee's pages (in
+# governance) and the registry's sync (in sources) both call these; no form or admin page
+# saves those fields. Each checks the from-state against an explicit table and records
+# its own audit event in the writing transaction.
+# ---------------------------------------------------------------------------
+Approval = m.ModelVersion.Approval
+Lifecycle = m.AIModel.Lifecycle
+DeploymentStatus = m.Deployment.Status
+
+# The committee's moves of a version's approval. Retired is final; a rejected version goes
+# back to pending (resubmitted) before it can be approved.
+APPROVAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    Approval.PENDING: frozenset({Approval.APPROVED, Approval.REJECTED}),
+    Approval.APPROVED: frozenset({Approval.DEPRECATED, Approval.RETIRED}),
+    Approval.DEPRECATED: frozenset({Approval.RETIRED}),
+    Approval.REJECTED: frozenset({Approval.PENDING}),
+    Approval.RETIRED: frozenset(),
+}
+# The moves a registry may report. Wider than the committee's (an alias that moves away
+# takes an approved version back to pending; a revoke tag rejects it), but nothing leaves
+# Retired: a registry that says otherwise is recorded as a skipped record, not applied.
+REGISTRY_APPROVAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    Approval.PENDING: frozenset(
+        {Approval.APPROVED, Approval.REJECTED, Approval.DEPRECATED, Approval.RETIRED}
+    ),
+    Approval.APPROVED: frozenset(
+        {Approval.PENDING, Approval.REJECTED, Approval.DEPRECATED, Approval.RETIRED}
+    ),
+    Approval.REJECTED: frozenset(
+        {Approval.PENDING, Approval.APPROVED, Approval.DEPRECATED, Approval.RETIRED}
+    ),
+    Approval.DEPRECATED: frozenset(
+        {Approval.PENDING, Approval.APPROVED, Approval.REJECTED, Approval.RETIRED}
+    ),
+    Approval.RETIRED: frozenset(),
+}
+# The audit action recorded for a move to each state: modelversion.<verb>.
+APPROVAL_VERBS: dict[str, str] = {
+    Approval.APPROVED: "approve",
+    Approval.REJECTED: "reject",
+    Approval.DEPRECATED: "deprecate",
+    Approval.RETIRED: "retire",
+    Approval.PENDING: "reopen",
+}
+LIFECYCLE_TRANSITIONS: dict[str, frozenset[str]] = {
+    Lifecycle.DEVELOPMENT: frozenset({Lifecycle.ACTIVE, Lifecycle.RETIRED}),
+    Lifecycle.ACTIVE: frozenset({Lifecycle.DEPRECATED, Lifecycle.RETIRED}),
+    Lifecycle.DEPRECATED: frozenset({Lifecycle.ACTIVE, Lifecycle.RETIRED}),
+    Lifecycle.RETIRED: frozenset(),
+}
+LIFECYCLE_VERBS: dict[str, str] = {
+    Lifecycle.DEVELOPMENT: "develop",
+    Lifecycle.ACTIVE: "activate",
+    Lifecycle.DEPRECATED: "deprecate",
+    Lifecycle.RETIRED: "retire",
+}
+DEPLOYMENT_STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    DeploymentStatus.ACTIVE: frozenset(
+        {DeploymentStatus.QUARANTINED, DeploymentStatus.WITHDRAWN}
+    ),
+    DeploymentStatus.QUARANTINED: frozenset(
+        {DeploymentStatus.ACTIVE, DeploymentStatus.WITHDRAWN}
+    ),
+    DeploymentStatus.WITHDRAWN: frozenset({DeploymentStatus.ACTIVE}),
+}
+DEPLOYMENT_STATUS_VERBS: dict[str, str] = {
+    DeploymentStatus.ACTIVE: "reactivate",
+    DeploymentStatus.QUARANTINED: "quarantine",
+    DeploymentStatus.WITHDRAWN: "withdraw",
+}
+APPROVAL_NOTE_MAX = 1000
+
+APPROVAL_TRANSITION_NOT_ALLOWED = (
+    "A version that is “{current}” cannot become “{target}”."
+)
+APPROVAL_UNKNOWN = "Unknown approval state {approval!r}."
+APPROVAL_NOTE_TOO_LONG = f"Keep the note under {APPROVAL_NOTE_MAX} characters."
+REGISTRY_MOVE_REFUSED = (
+    "The registry reports {name} as “{target}”, but a version that is “{current}” "
+    "cannot become “{target}”; kept “{current}”."
+)
+LIFECYCLE_TRANSITION_NOT_ALLOWED = (
+    "A model that is “{current}” cannot become “{target}”."
+)
+LIFECYCLE_UNKNOWN = "Unknown lifecycle {lifecycle!r}."
+REGISTRY_LIFECYCLE_REFUSED = (
+    "The registry reports the model {name} as “{target}”, but a model that is "
+    "“{current}” cannot become “{target}”; kept “{current}”."
+)
+STATUS_TRANSITION_NOT_ALLOWED = (
+    "A deployment that is “{current}” cannot become “{target}”."
+)
+STATUS_UNKNOWN = "Unknown deployment status {status!r}."
+BASELINE_NOT_APPROVED = (
+    "Only an approved version can be a baseline; {version} is “{approval}”."
+)
+BASELINE_OTHER_MODEL = "{version} is a version of another model."
+GOVERN_COMMITTEE_ONLY = (
+    "Only the risk committee or an administrator can change a model's lifecycle, a "
+    "deployment's status or a baseline."
+)
+
+
+def _label(choices: type, value: str) -> str:
+    return dict(choices.choices).get(value, value)
+
+
+def _require_committee(actor: Any, message: str) -> None:
+    """People must be on the committee; sources and the system act as the registry does
+    (their callers are the sync engine and management commands, not a request)."""
+    if isinstance(actor, Actor):
+        return
+    if not permissions.can_approve_versions(actor):
+        raise PermissionDenied(message)
+
+
+def approval_targets(approval: str) -> list[str]:
+    """The states a version in `approval` may move to, in the model's choice order."""
+    allowed = APPROVAL_TRANSITIONS.get(approval, frozenset())
+    return [value for value in Approval.values if value in allowed]
+
+
+def lifecycle_targets(lifecycle: str) -> list[str]:
+    allowed = LIFECYCLE_TRANSITIONS.get(lifecycle, frozenset())
+    return [value for value in Lifecycle.values if value in allowed]
+
+
+def deployment_status_targets(status: str) -> list[str]:
+    allowed = DEPLOYMENT_STATUS_TRANSITIONS.get(status, frozenset())
+    return [value for value in DeploymentStatus.values if value in allowed]
+
+
+@transaction.atomic
+def model_version_set_approval(
+    *,
+    actor: Any,
+    version: m.ModelVersion,
+    approval: str,
+    note: str = "",
+    make_baseline: bool = False,
+) -> m.ModelVersion:
+    """The risk committee approves, rejects, deprecates, retires or reopens a version.
+
+    With `make_baseline`, an approval also makes the version its model's baseline, so every
+    deployment of the model without a pin of its own is held to it (its own event).
+    """
+    _require_committee(actor, permissions.APPROVAL_RISK_ONLY)
+    if approval not in Approval.values:
+        raise ValidationError(APPROVAL_UNKNOWN.format(approval=approval))
+    note = note.strip()
+    if len(note) > APPROVAL_NOTE_MAX:
+        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+
+    # Judge the move from the stored state, not from a copy the caller may have held for a
+    # while: two reviewers acting at once must not both move the same version.
+    version.refresh_from_db(from_queryset=m.ModelVersion.objects.select_for_update())
+    current = version.approval
+    if approval not in APPROVAL_TRANSITIONS.get(current, frozenset()):
+        raise ValidationError(
+            APPROVAL_TRANSITION_NOT_ALLOWED.format(
+                current=_label(Approval, current), target=_label(Approval, approval)
+            )
+        )
+
+    before = snapshot(version)
+    version.approval = approval
+    update_fields = ["approval", "updated_at"]
+    if approval == Approval.APPROVED:
+        person = None if isinstance(actor, Actor) else actor
+        version.approved_by, version.approved_at = person, timezone.now()
+        update_fields += ["approved_by", "approved_at"]
+    version.full_clean()
+    version.save(update_fields=update_fields)
+
+    after = snapshot(version)
+    if note:
+        # Kept with the event, not the version: the reason belongs to this decision.
+        after["approval_note"] = note
+    change_record(
+        actor=actor,
+        action=f"modelversion.{APPROVAL_VERBS[approval]}",
+        target=version,
+        before=before,
+        after=after,
+    )
+    if make_baseline and approval == Approval.APPROVED:
+        aimodel_set_baseline(actor=actor, model=version.model, version=version)
+    return version
+
+
+@dataclass(frozen=True)
+class ReportedApproval:
+    """What a registry says of one stored version."""
+
+    version_id: int
+    approval: str
+    approved_at: Any = None
+    created: bool = False  # the sync created the row with this approval just now
+
+
+@transaction.atomic
+def model_versions_registry_report(
+    *, actor: Actor, reports: Iterable[ReportedApproval]
+) -> dict[int, str]:
+    """Apply a registry's approvals, each move its own audit event with the source as actor.
+
+    A move REGISTRY_APPROVAL_TRANSITIONS forbids is not applied: its reason is returned
+    ({version id: reason}) for the sync to record as a skipped record. A row the sync has
+    just created with a non-pending approval is the move pending -> that approval.
+    """
+    reports = {r.version_id: r for r in reports}
+    if not reports:
+        return {}
+    versions = m.ModelVersion.objects.select_for_update().filter(pk__in=reports)
+    refused: dict[int, str] = {}
+    changes: list[Change] = []
+    moved: list[m.ModelVersion] = []
+    for version in versions.select_related("model"):
+        report = reports[version.pk]
+        current = Approval.PENDING if report.created else version.approval
+        if report.approval == current:
+            continue
+        if report.approval not in REGISTRY_APPROVAL_TRANSITIONS.get(current, ()):
+            refused[version.pk] = REGISTRY_MOVE_REFUSED.format(
+                name=str(version),
+                current=_label(Approval, current),
+                target=_label(Approval, report.approval),
+            )
+            continue
+        before = {**snapshot(version), "approval": current}
+        if report.created:
+            before["approved_at"] = None
+        version.approval = report.approval
+        version.approved_at = report.approved_at
+        moved.append(version)
+        changes.append(
+            Change(
+                action=f"modelversion.{APPROVAL_VERBS[report.approval]}",
+                target=version,
+                before=before,
+                after=snapshot(version),
+                team_id=version.model.team_id,
+            )
+        )
+    if moved:
+        now = timezone.now()
+        for version in moved:
+            version.updated_at = now
+        m.ModelVersion.objects.bulk_update(
+            moved, ["approval", "approved_at", "updated_at"], batch_size=500
+        )
+        audit.record_many(actor=actor, changes=changes)
+    return refused
+
+
+@transaction.atomic
+def aimodel_set_lifecycle(
+    *, actor: Any, model: m.AIModel, lifecycle: str, note: str = ""
+) -> m.AIModel:
+    """Move a model through its lifecycle (the committee, or the registry retiring it)."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    if lifecycle not in Lifecycle.values:
+        raise ValidationError(LIFECYCLE_UNKNOWN.format(lifecycle=lifecycle))
+    note = note.strip()
+    if len(note) > APPROVAL_NOTE_MAX:
+        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    model.refresh_from_db(from_queryset=m.AIModel.objects.select_for_update())
+    current = model.lifecycle
+    if lifecycle not in LIFECYCLE_TRANSITIONS.get(current, frozenset()):
+        if isinstance(actor, Actor) and actor.kind == ActorKind.SOURCE:
+            message = REGISTRY_LIFECYCLE_REFUSED.format(
+                name=model.name,
+                current=_label(Lifecycle, current),
+                target=_label(Lifecycle, lifecycle),
+            )
+        else:
+            message = LIFECYCLE_TRANSITION_NOT_ALLOWED.format(
+                current=_label(Lifecycle, current), target=_label(Lifecycle, lifecycle)
+            )
+        raise ValidationError(message)
+    before = snapshot(model)
+    model.lifecycle = lifecycle
+    model.save(update_fields=["lifecycle", "updated_at"])
+    after = snapshot(model)
+    if note:
+        after["lifecycle_note"] = note
+    change_record(
+        actor=actor,
+        action=f"aimodel.{LIFECYCLE_VERBS[lifecycle]}",
+        target=model,
+        before=before,
+        after=after,
+    )
+    return model
+
+
+def _check_baseline(model: m.AIModel, version: m.ModelVersion | None) -> None:
+    if version is None:
+        return
+    if version.model_id != model.pk:
+        raise ValidationError(BASELINE_OTHER_MODEL.format(version=version))
+    if version.approval != Approval.APPROVED:
+        raise ValidationError(
+            BASELINE_NOT_APPROVED.format(
+                version=version, approval=version.get_approval_display()
+            )
+        )
+
+
+@transaction.atomic
+def aimodel_set_baseline(
+    *, actor: Any, model: m.AIModel, version: m.ModelVersion | None
+) -> m.AIModel:
+    """Mark the approved version a model's deployments are held to (None clears it)."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    model.refresh_from_db(from_queryset=m.AIModel.objects.select_for_update())
+    if version is not None:
+        version.refresh_from_db()
+    _check_baseline(model, version)
+    new_id = version.pk if version else None
+    if model.baseline_version_id == new_id:
+        return model
+    before = snapshot(model)
+    model.baseline_version = version
+    model.save(update_fields=["baseline_version", "updated_at"])
+    change_record(
+        actor=actor,
+        action="aimodel.baseline",
+        target=model,
+        before=before,
+        after=snapshot(model),
+    )
+    return model
+
+
+@transaction.atomic
+def deployment_pin_baseline(
+    *, actor: Any, deployment: m.Deployment, version: m.ModelVersion | None
+) -> m.Deployment:
+    """The committee pins the version one deployment must run (None: its model's baseline)."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    deployment.refresh_from_db(from_queryset=m.Deployment.objects.select_for_update())
+    if version is not None:
+        version.refresh_from_db()
+    _check_baseline(deployment.model, version)
+    new_id = version.pk if version else None
+    if deployment.approved_version_id == new_id:
+        return deployment
+    before = snapshot(deployment)
+    deployment.approved_version = version
+    deployment.save(update_fields=["approved_version", "updated_at"])
+    change_record(
+        actor=actor,
+        action="deployment.pin" if version else "deployment.unpin",
+        target=deployment,
+        before=before,
+        after=snapshot(deployment),
+    )
+    return deployment
+
+
+@transaction.atomic
+def deployment_set_status(
+    *, actor: Any, deployment: m.Deployment, status: str, note: str = ""
+) -> m.Deployment:
+    """Quarantine, withdraw or reactivate a deployment."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    if status not in DeploymentStatus.values:
+        raise ValidationError(STATUS_UNKNOWN.format(status=status))
+    note = note.strip()
+    if len(note) > APPROVAL_NOTE_MAX:
+        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    deployment.refresh_from_db(from_queryset=m.Deployment.objects.select_for_update())
+    current = deployment.status
+    if status not in DEPLOYMENT_STATUS_TRANSITIONS.get(current, frozenset()):
+        raise ValidationError(
+            STATUS_TRANSITION_NOT_ALLOWED.format(
+                current=_label(DeploymentStatus, current),
+                target=_label(DeploymentStatus, status),
+            )
+        )
+    before = snapshot(deployment)
+    deployment.status = status
+    deployment.save(update_fields=["status", "updated_at"])
+    after = snapshot(deployment)
+    if note:
+        after["status_note"] = note
+    change_record(
+        actor=actor,
+        action=f"deployment.{DEPLOYMENT_STATUS_VERBS[status]}",
+        target=deployment,
+        before=before,
+        after=after,
+    )
+    return deployment
+
+
+# ---------------------------------------------------------------------------
+# Policy
+# ---------------------------------------------------------------------------
+POLICY_FIELDS = ("unrotated_after_days", "unused_after_days", "silent_after_hours")
+
+
+@transaction.atomic
+def policy_update(*, actor: Any, **values: int) -> m.Policy:
+    """An administrator changes the policy numbers the rules read."""
+    permissions.require_admin(actor)
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError(
+            POLICY_UNKNOWN_FIELD.format(names=", ".join(sorted(unknown)))
+        )
+    policy, _ = m.Policy.objects.select_for_update().get_or_create(
+        pk=m.Policy.SINGLETON_ID
+    )
+    before = snapshot(policy)
+    for name, value in values.items():
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.updated_by = actor
+    policy.save()
+    after = snapshot(policy)
+    if {k: after[k] for k in POLICY_FIELDS} != {k: before[k] for k in POLICY_FIELDS}:
+        change_record(
+            actor=actor,
+            action="policy.update",
+            target=policy,
+            before=before,
+            after=after,
+        )
+    return policy
+
+
+POLICY_UNKNOWN_FIELD = "Unknown policy setting(s): {names}."

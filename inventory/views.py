@@ -344,7 +344,7 @@ def modelversion_detail(request: HttpRequest, pk: int) -> HttpResponse:
         running=list(running.order_by("name")[:limit]),
         approved_for=list(
             selectors.deployment_list(user=request.user)
-            .filter(approved_version=version)
+            .held_to(version)
             .order_by("name")[:limit]
         ),
         limit=limit,

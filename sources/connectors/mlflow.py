@@ -2,8 +2,11 @@
 
 What the registry says is approved becomes the drift baseline: the version carrying the
 approved alias (`champion` by default) or the approval tag `approval_status=approved`.
-After a sync, that version becomes the approved version of the deployments of its model,
-so a runtime serving another version shows as drift.
+After a sync, that version becomes its model's baseline version, so a deployment of the
+model serving another version shows as drift (unless the committee pinned another).
+Approvals and retirements the registry reports go through inventory.services, each its
+own audit event with the source as actor; a move the transition table forbids is a
+skipped record.
 
 Shapes and quirks of the REST API (mlflow 3.17, checked against a real server; see the
 research note, section 1):
@@ -36,7 +39,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actors import Actor
 from inventory import models as m
+from inventory import services
 from sources.sync.base import (
     Connector,
     FetchContext,
@@ -711,9 +716,49 @@ class MLflowConnector(Connector):
 
     # -- applying ----------------------------------------------------------------------
     def apply(self, batch: list[Record], ctx: ApplyContext) -> None:
-        model_ids = ctx.upsert(
-            m.AIModel, [(r.external_id, r.payload["model"]) for r in batch]
+        """Upsert models and versions; their governed state goes through inventory.services.
+
+        A model's lifecycle and a version's approval are the registry's to report but the
+        services' to change: each reported move is checked against the transition table
+        and audited with this source as the actor, one event per move; a move the table
+        forbids keeps the stored state and is recorded as a skipped record with its reason.
+        """
+        actor = Actor.source(ctx.label)
+        stored_models = dict(
+            m.AIModel.objects.filter(
+                source=ctx.label, external_id__in=[r.external_id for r in batch]
+            ).values_list("external_id", "lifecycle")
         )
+        retiring: list[str] = []
+        model_rows: list[tuple[str, dict[str, Any]]] = []
+        for record in batch:
+            fields = dict(record.payload["model"])
+            current = stored_models.get(record.external_id)
+            if current is not None and fields["lifecycle"] != current:
+                if fields["lifecycle"] == m.AIModel.Lifecycle.RETIRED:
+                    retiring.append(record.external_id)
+                elif current == m.AIModel.Lifecycle.RETIRED:
+                    ctx.error(
+                        record.external_id,
+                        services.REGISTRY_LIFECYCLE_REFUSED.format(
+                            name=record.external_id,
+                            current=m.AIModel.Lifecycle.RETIRED.label,
+                            target=m.AIModel.Lifecycle(fields["lifecycle"]).label,
+                        ),
+                    )
+                # The registry only says "retired" or not: a committee's development or
+                # deprecated stands, and the move to retired is the service's (below).
+                fields["lifecycle"] = current
+            model_rows.append((record.external_id, fields))
+        model_ids = ctx.upsert(m.AIModel, model_rows)
+        for ext in retiring:
+            if ext in model_ids:
+                services.aimodel_set_lifecycle(
+                    actor=actor,
+                    model=m.AIModel.objects.get(pk=model_ids[ext]),
+                    lifecycle=m.AIModel.Lifecycle.RETIRED,
+                )
+
         rows: list[tuple[str, dict[str, Any]]] = []
         kept: list[str] = []
         for record in batch:
@@ -725,7 +770,29 @@ class MLflowConnector(Connector):
             for ext, reason, raw in record.payload["skipped"]:
                 ctx.error(ext, reason, raw)
                 kept.append(ext)
-        ctx.upsert(m.ModelVersion, rows)
+        rows = self._approvals_through_services(rows, ctx, actor)
+        version_ids = ctx.upsert(m.ModelVersion, rows)
+        created = {
+            ext: fields["approval"]
+            for ext, fields in rows
+            if ext in version_ids and ext in ctx.cache.get("mlflow:new_versions", set())
+        }
+        if created:
+            # New rows carry the registry's approval from birth: the move pending -> it,
+            # audited like any other (pending -> anything is allowed, so none is refused).
+            services.model_versions_registry_report(
+                actor=actor,
+                reports=[
+                    services.ReportedApproval(
+                        version_ids[ext],
+                        approval,
+                        created=True,
+                        approved_at=dict(rows)[ext].get("approved_at"),
+                    )
+                    for ext, approval in created.items()
+                    if approval != m.ModelVersion.Approval.PENDING
+                ],
+            )
         if kept:
             # A version that could not be read this time keeps its last known state
             # instead of being marked gone.
@@ -740,12 +807,51 @@ class MLflowConnector(Connector):
                 created_at__gte=ctx.started_at,
             ).update(team_id=team_id)
 
+    def _approvals_through_services(
+        self,
+        rows: list[tuple[str, dict[str, Any]]],
+        ctx: ApplyContext,
+        actor: Actor,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Move stored versions' approvals through the service before the upsert; rows
+        whose move was refused keep the stored approval (and are recorded as skipped)."""
+        stored = {
+            ext: (pk, approval, approved_at)
+            for ext, pk, approval, approved_at in m.ModelVersion.objects.filter(
+                source=ctx.label, external_id__in=[ext for ext, _ in rows]
+            ).values_list("external_id", "pk", "approval", "approved_at")
+        }
+        ctx.cache["mlflow:new_versions"] = {ext for ext, _ in rows if ext not in stored}
+        reports = [
+            services.ReportedApproval(
+                stored[ext][0], fields["approval"], approved_at=fields["approved_at"]
+            )
+            for ext, fields in rows
+            if ext in stored and stored[ext][1] != fields["approval"]
+        ]
+        refused = services.model_versions_registry_report(actor=actor, reports=reports)
+        if not refused:
+            return rows
+        result = []
+        for ext, fields in rows:
+            pk = stored[ext][0] if ext in stored else None
+            if pk in refused:
+                ctx.error(ext, refused[pk])
+                fields = {
+                    **fields,
+                    "approval": stored[ext][1],
+                    "approved_at": stored[ext][2],
+                }
+            result.append((ext, fields))
+        return result
+
     def finish(self, ctx: ApplyContext) -> None:
-        """Point each synced model's deployments at the registry's approved version.
+        """Make each synced model's approved-alias version its baseline.
 
         Only a model with exactly one approved version carrying the approved alias has a
-        clear answer. A deployment's approved version is replaced only when it is unset or
-        is another version from this registry: a version chosen by hand is left alone.
+        clear answer. The baseline is replaced only when it is unset or is another version
+        from this registry: a version the committee marked is left alone. Deployments are
+        not touched: each follows its model's baseline unless the committee pinned one.
         """
         try:
             rules = rules_from(self.source.config)
@@ -766,33 +872,30 @@ class MLflowConnector(Connector):
             if isinstance(aliases, list) and rules.approved_alias in aliases:
                 champion[model_id] = None if model_id in champion else pk
         targets = [(mid, pk) for mid, pk in champion.items() if pk is not None]
-        now = timezone.now()
+        actor = Actor.source(ctx.label)
         for chunk in chunked(targets, FINISH_CHUNK):
             wanted = dict(chunk)
-            moves: dict[int, list[int]] = {}
-            deployments = (
-                m.Deployment.objects.filter(model_id__in=wanted)
+            models = (
+                m.AIModel.objects.filter(pk__in=wanted)
                 .filter(
-                    Q(approved_version__isnull=True)
-                    | Q(approved_version__source=ctx.label)
+                    Q(baseline_version__isnull=True)
+                    | Q(baseline_version__source=ctx.label)
                 )
-                .values_list(
-                    "pk", "model_id", "approved_version_id", "external_id", "name"
-                )
+                .exclude(baseline_version__in=list(wanted.values()))
             )
-            for pk, model_id, current, ext, name in deployments:
-                target = wanted[model_id]
-                if current != target:
-                    moves.setdefault(target, []).append(pk)
-                    ctx._note_change(
-                        "updated",
-                        m.Deployment,
-                        ext or name,
-                        fields={"approved_version_id": [current, target]},
-                    )
-            for target, pks in moves.items():
-                m.Deployment.objects.filter(pk__in=pks).update(
-                    approved_version_id=target, updated_at=now
+            versions = m.ModelVersion.objects.in_bulk(
+                [wanted[model.pk] for model in models]
+            )
+            for model in models:
+                target = wanted[model.pk]
+                ctx._note_change(
+                    "updated",
+                    m.AIModel,
+                    model.external_id or model.name,
+                    fields={"baseline_version_id": [model.baseline_version_id, target]},
+                )
+                services.aimodel_set_baseline(
+                    actor=actor, model=model, version=versions[target]
                 )
 
     # -- revoking ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import time
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from devtools.bench_mlflow import free_port
 from inventory import models as m
 from sources import models as sm
@@ -279,14 +280,19 @@ def test_registry_changes_move_approval_and_deployments_and_deleted_models_go(
 
     settle = sync(source)
     assert settle.unchanged == MODELS_PER_PREFIX + VERSIONS_PER_PREFIX
+    # Rule change (issue 7, item 5): the registry's champion is the model's baseline;
+    # deployments follow it unless the committee pinned one (a hand-picked pin stays).
+    fraud.refresh_from_db()
     unset.refresh_from_db()
     from_registry.refresh_from_db()
     champion_v2 = versions["chg-fraud-scorer/2"].pk
-    assert unset.approved_version_id == champion_v2, "the registry's champion is set"
+    assert fraud.baseline_version_id == champion_v2, "the registry's champion is set"
+    assert unset.approved_version_id is None
+    assert unset.baseline_version_id == champion_v2
     assert unset.version_drift
-    assert from_registry.approved_version_id == champion_v2
+    assert from_registry.baseline_version_id == versions["chg-fraud-scorer/1"].pk
     manual.refresh_from_db()
-    assert manual.approved_version_id == hand_picked.pk, "a hand-picked one is kept"
+    assert manual.baseline_version_id == hand_picked.pk, "a hand-picked pin is kept"
 
     mlflow_client(
         registry,
@@ -326,15 +332,28 @@ def test_registry_changes_move_approval_and_deployments_and_deleted_models_go(
     )
     assert legacy.gone_at is not None, "rows are marked gone, never deleted"
 
-    unset.refresh_from_db()
-    manual.refresh_from_db()
-    assert unset.approved_version_id == after["chg-fraud-scorer/3"].pk
+    unset = m.Deployment.objects.select_related("model").get(pk=unset.pk)
+    manual = m.Deployment.objects.select_related("model").get(pk=manual.pk)
+    assert unset.baseline_version_id == after["chg-fraud-scorer/3"].pk
     assert not unset.version_drift, "the champion moved to the version it runs"
-    assert manual.approved_version_id == hand_picked.pk
-    moved = [c for c in run.changes if c["kind"] == "deployment"]
-    assert {c["external_id"] for c in moved} == {
-        "fraud-scorer-k8s",
-        "fraud-scorer-old",
+    assert manual.baseline_version_id == hand_picked.pk
+    moved = [
+        c
+        for c in run.changes
+        if c["kind"] == "model" and "baseline_version_id" in c.get("fields", {})
+    ]
+    assert [c["external_id"] for c in moved] == ["chg-fraud-scorer"]
+    # Each move the registry reported is its own audit event, by the source.
+    events = AuditEvent.objects.filter(
+        actor_kind="source", actor_label=source.source_label
+    )
+    assert {
+        (e.action, e.object_id) for e in events.filter(occurred_at__gte=run.started_at)
+    } == {
+        ("modelversion.reopen", str(after["chg-fraud-scorer/2"].pk)),
+        ("modelversion.approve", str(after["chg-fraud-scorer/3"].pk)),
+        ("modelversion.deprecate", str(after["chg-credit-limit/1"].pk)),
+        ("aimodel.baseline", str(fraud.pk)),
     }
 
 
@@ -718,3 +737,42 @@ def test_webhooks_for_unknown_disabled_or_secretless_sources(
     url = reverse("hooks:mlflow", args=[hook.source.pk])
     assert client.get(url).status_code == 405
     assert not sm.SyncRun.objects.exists()
+
+
+def test_a_move_the_transition_table_forbids_is_a_skipped_record_not_applied(
+    registry, mlflow_source, sync, risk
+):
+    """Issue 7, item 5: the registry reports through the same service as the committee.
+    Its approval of a version arrives as an event by the source; after the committee
+    retires that version, the registry's "approved" is refused, recorded with its reason."""
+    from inventory import services
+
+    source = mlflow_source(registry.url, "ro")
+    assert sync(source).status == "succeeded"
+    v2 = versions_of(source)["ro-fraud-scorer/2"]
+    assert v2.approval == "approved"
+    born = AuditEvent.objects.get(
+        object_id=str(v2.pk), object_type="inventory.modelversion"
+    )
+    assert (born.action, born.actor_kind, born.actor_label) == (
+        "modelversion.approve",
+        "source",
+        source.source_label,
+    )
+    assert born.before["approval"] == "pending"
+
+    services.model_version_set_approval(actor=risk, version=v2, approval="retired")
+    events_before = AuditEvent.objects.count()
+    run = sync(source)
+    v2.refresh_from_db()
+    assert v2.approval == "retired", "the forbidden move was not applied"
+    reason = services.REGISTRY_MOVE_REFUSED.format(
+        name=str(v2), current="Retired", target="Approved"
+    )
+    assert list(
+        sm.SyncError.objects.filter(run=run).values_list("external_id", "reason")
+    ) == [("ro-fraud-scorer/2", reason)]
+    assert run.errors == 1
+    assert AuditEvent.objects.count() == events_before, (
+        "nothing applied, nothing audited"
+    )

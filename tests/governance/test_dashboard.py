@@ -53,9 +53,12 @@ def estate(team_a, team_b, owner):
     DeploymentFactory(
         model=theirs, approved_version=theirs_version, observed_version=theirs_version
     )
-    # Identities: A fresh and used; A old and never used (stale); A revoked and old;
-    # nobody's (no team, no owner), unknown age; B stale by last use.
-    IdentityFactory(team=team_a, issued_at=now - timedelta(days=10), last_used_at=now)
+    # Identities: A fresh and used, with an owner; A old and never used (stale); A revoked
+    # and old; nobody's (no team, no owner), unknown age; B stale by last use. Only the
+    # first has an accountable person: a team alone is not one.
+    IdentityFactory(
+        team=team_a, owner=owner, issued_at=now - timedelta(days=10), last_used_at=now
+    )
     IdentityFactory(team=team_a, issued_at=now - timedelta(days=200))
     IdentityFactory(
         team=team_a, status=NHI.Status.REVOKED, issued_at=now - timedelta(days=400)
@@ -96,7 +99,7 @@ def test_admin_sees_every_teams_figures(client, admin_user, estate):
         "drift": 1,
         "ownerless_deployments": 2,
         "active_identities": 4,
-        "ownerless_identities": 1,
+        "ownerless_identities": 3,
         "stale_identities": 2,
         "sources_attention": 0,
     }
@@ -130,7 +133,7 @@ def test_owner_sees_only_their_teams_figures(client, owner, estate):
         "drift": 1,
         "ownerless_deployments": 1,
         "active_identities": 2,
-        "ownerless_identities": 0,
+        "ownerless_identities": 1,
         "stale_identities": 1,
         "sources_attention": 0,
     }

@@ -159,21 +159,19 @@ def test_identity_dates_and_bounds_are_validated(client, owner, team_a):
 
 
 @pytest.mark.django_db
-def test_owner_form_has_no_approval_field_but_risk_committee_sees_it(
-    client, owner, risk, admin_user, team_a
-):
-    client.force_login(owner)
-    assert (
-        "approval"
-        not in client.get(reverse("inventory:modelversion_create"))
-        .context["form"]
-        .fields
-    )
-    client.force_login(admin_user)
-    assert (
-        "approval"
-        in client.get(reverse("inventory:modelversion_create")).context["form"].fields
-    )
+def test_no_edit_form_carries_governed_state_for_any_role(client, owner, admin_user):
+    """Rule change (issue 7, item 5): the committee moves approval on the approval form,
+    not the edit form; lifecycle, status and the baseline pin have their own services too.
+    (tests/inventory/test_governed_state.py shows a POST with them changes nothing.)"""
+    for user in (owner, admin_user):
+        client.force_login(user)
+        forms_ = {
+            name: client.get(reverse(f"inventory:{name}_create")).context["form"]
+            for name in ("modelversion", "aimodel", "deployment")
+        }
+        assert "approval" not in forms_["modelversion"].fields
+        assert "lifecycle" not in forms_["aimodel"].fields
+        assert not {"status", "approved_version"} & set(forms_["deployment"].fields)
 
 
 @pytest.mark.django_db

@@ -1,0 +1,159 @@
+"""The inventory's rules, written once: what counts as drift, unregistered, ownerless,
+silent, unrotated, unused (alias stale), expired and bound to a retired model.
+
+Every list filter, dashboard count, API filter and CSV uses these, so a headline always
+equals the list it links to. Each rule is a `Q` (for conditional counts, as the dashboard
+aggregates) and a queryset method of the same name (for lists). Rules that depend on a
+policy number take the `Policy` row (`selectors.policy_current()`), never a constant.
+
+This module imports no models (models.py imports it for the managers): related models are
+reached through lookups.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from inventory.models import Policy
+
+ACTIVE = "active"
+RETIRED = "retired"
+
+# ---------------------------------------------------------------------------
+# Deployments
+# ---------------------------------------------------------------------------
+# A deployment's baseline: the committee's pin on it if there is one, else its model's
+# baseline version (the registry's approved alias, or the approved version the committee
+# marked). One expression, so a list filters drift in the same query.
+BASELINE = Coalesce(F("approved_version"), F("model__baseline_version"))
+HAS_BASELINE = Q(approved_version__isnull=False) | Q(
+    model__baseline_version__isnull=False
+)
+
+
+def deployment_drift_q() -> Q:
+    """Observed ≠ baseline (running nothing the registry knows counts as drift)."""
+    return HAS_BASELINE & (
+        Q(observed_version__isnull=True) | ~Q(observed_version=BASELINE)
+    )
+
+
+def deployment_unregistered_q() -> Q:
+    """The runtime names a version the registry does not have."""
+    return Q(observed_version__isnull=True) & ~Q(observed_version_label="")
+
+
+def ownerless_q() -> Q:
+    """No accountable person: the same meaning for models, deployments and identities.
+    A team without a named owner is nobody's to answer for."""
+    return Q(owner__isnull=True)
+
+
+def deployment_silent_q(policy: Policy, now: Any = None) -> Q:
+    """Active, and no source has seen it for the policy's hours."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=policy.silent_after_hours)
+    return Q(status=ACTIVE, last_seen_at__lt=cutoff)
+
+
+class DeploymentQuerySet(QuerySet):
+    def with_baseline(self) -> DeploymentQuerySet:
+        """Annotate `baseline_id`, the effective baseline version's id."""
+        return self.annotate(baseline_id=BASELINE)
+
+    def held_to(self, version: Any) -> DeploymentQuerySet:
+        """Deployments whose baseline is `version`."""
+        return self.filter(
+            Q(approved_version=version)
+            | Q(approved_version__isnull=True, model__baseline_version=version)
+        )
+
+    def drifting(self) -> DeploymentQuerySet:
+        return self.filter(deployment_drift_q())
+
+    def unregistered(self) -> DeploymentQuerySet:
+        return self.filter(deployment_unregistered_q())
+
+    def ownerless(self) -> DeploymentQuerySet:
+        return self.filter(ownerless_q())
+
+    def silent(self, policy: Policy) -> DeploymentQuerySet:
+        return self.filter(deployment_silent_q(policy))
+
+
+# ---------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------
+class AIModelQuerySet(QuerySet):
+    def ownerless(self) -> AIModelQuerySet:
+        return self.filter(ownerless_q())
+
+
+# ---------------------------------------------------------------------------
+# Non-human identities
+# ---------------------------------------------------------------------------
+ACTIVE_IDENTITY = Q(status=ACTIVE)
+
+
+def identity_unused_q(policy: Policy, now: Any = None) -> Q:
+    """Active, and not used for the policy's days (never used: issued that long ago)."""
+    cutoff = (now or timezone.now()) - timedelta(days=policy.unused_after_days)
+    return ACTIVE_IDENTITY & (
+        Q(last_used_at__lt=cutoff) | Q(last_used_at__isnull=True, issued_at__lt=cutoff)
+    )
+
+
+# "Stale" is the older name of the same rule.
+identity_stale_q = identity_unused_q
+
+
+def identity_unrotated_q(policy: Policy, now: Any = None) -> Q:
+    """Active, issued before the policy's days and not rotated since."""
+    cutoff = (now or timezone.now()) - timedelta(days=policy.unrotated_after_days)
+    return (
+        ACTIVE_IDENTITY
+        & Q(issued_at__lt=cutoff)
+        & (Q(rotated_at__isnull=True) | Q(rotated_at__lt=cutoff))
+    )
+
+
+def identity_expired_q(now: Any = None) -> Q:
+    """Past its expiry and still active."""
+    return ACTIVE_IDENTITY & Q(expires_at__lt=now or timezone.now())
+
+
+def identity_bound_to_retired_model_q() -> Q:
+    """Active, and bound to a deployment of a retired model or belonging to one."""
+    from inventory.models import NonHumanIdentity  # models.py imports this module
+
+    bound = NonHumanIdentity.deployments.through.objects.filter(
+        nonhumanidentity_id=OuterRef("pk"), deployment__model__lifecycle=RETIRED
+    )
+    return ACTIVE_IDENTITY & (Exists(bound) | Q(model__lifecycle=RETIRED))
+
+
+class IdentityQuerySet(QuerySet):
+    def ownerless(self) -> IdentityQuerySet:
+        return self.filter(ownerless_q())
+
+    def unused(self, policy: Policy) -> IdentityQuerySet:
+        return self.filter(identity_unused_q(policy))
+
+    def stale(self, policy: Policy) -> IdentityQuerySet:
+        """Alias of `unused`."""
+        return self.unused(policy)
+
+    def unrotated(self, policy: Policy) -> IdentityQuerySet:
+        return self.filter(identity_unrotated_q(policy))
+
+    def expired(self) -> IdentityQuerySet:
+        return self.filter(identity_expired_q())
+
+    def bound_to_retired_model(self) -> IdentityQuerySet:
+        return self.filter(identity_bound_to_retired_model_q())
