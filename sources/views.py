@@ -574,6 +574,14 @@ def _run_context(run: sm.SyncRun) -> dict[str, Any]:
         "error_rows": errors,
         "errors_truncated": run.errors > len(errors) and not run.is_active,
         "changes": run.changes or [],
+        "max_attempts": settings.SYNC_MAX_ATTEMPTS,
+        "upload_limits": {
+            "depth": settings.SYNC_UPLOAD_MAX_JSON_DEPTH,
+            "memory_mb": settings.SYNC_PARSE_MEMORY_MB,
+            "cpu_seconds": settings.SYNC_PARSE_CPU_SECONDS,
+        }
+        if run.upload and runner.connector_class(run.source.kind).upload_json
+        else None,
     }
 
 
