@@ -379,7 +379,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "inventory.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["inventory.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "inventory.api.schema.RunproofAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "inventory.api.errors.exception_handler",
