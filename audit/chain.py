@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 
 
 GENESIS_HASH = "0" * 64
+AUDIT_NEWEST_MISSING = (
+    "events #{first} to #{head} are missing: the chain's head row is at #{head}"
+)
+AUDIT_HEAD_DIFFERS = "event #{seq} differs from the chain's head row"
 
 
 def canonical(event: AuditEvent) -> str:
@@ -164,7 +168,9 @@ def audit_chain_verify() -> ChainReport:
 
     Checks, per event: seq follows the previous one (a deleted event leaves a gap),
     prev_hash equals the previous hash, and the stored hash matches the recomputed one
-    (an edited event). Then every signed checkpoint must match the event at its seq.
+    (an edited event). Then the chain must reach its head row (deleting the newest events,
+    written after the last checkpoint, leaves no gap but leaves the head ahead of them),
+    and every signed checkpoint must match the event at its seq.
     """
     expected_prev, expected_seq, count = GENESIS_HASH, 1, 0
     hashes_at: dict[int, str] = {}
@@ -172,7 +178,10 @@ def audit_chain_verify() -> ChainReport:
         checkpoints = _all_checkpoints()
     except CheckpointFileError as exc:
         return ChainReport(0, 0, ChainProblem(0, str(exc)))
-    wanted = {c.seq for c in checkpoints}
+    # Read before the walk: events appended meanwhile only take the chain past it.
+    head = AuditChainHead.objects.filter(pk=1).values_list("seq", "last_hash").first()
+    head_seq, head_hash = head if head is not None else (0, GENESIS_HASH)
+    wanted = {c.seq for c in checkpoints} | {head_seq}
     for event in _events():
         count += 1
         if event.seq != expected_seq:
@@ -223,6 +232,21 @@ def audit_chain_verify() -> ChainReport:
                     f"event #{cp.seq} differs from the checkpoint signed at {cp.taken_at:%Y-%m-%d %H:%M} UTC",
                 ),
             )
+    if expected_seq - 1 < head_seq:
+        return ChainReport(
+            count,
+            len(checkpoints),
+            ChainProblem(
+                expected_seq,
+                AUDIT_NEWEST_MISSING.format(first=expected_seq, head=head_seq),
+            ),
+        )
+    if head_seq and hashes_at.get(head_seq) != head_hash:
+        return ChainReport(
+            count,
+            len(checkpoints),
+            ChainProblem(head_seq, AUDIT_HEAD_DIFFERS.format(seq=head_seq)),
+        )
     return ChainReport(count, len(checkpoints), None)
 
 

@@ -341,6 +341,15 @@ SYNC_RESEND_AFTER_SECONDS = env.int("RUNPROOF_SYNC_RESEND_AFTER_SECONDS", defaul
 SYNC_MAX_RETRIES = env.int("RUNPROOF_SYNC_MAX_RETRIES", default=5)
 SYNC_RETRY_BASE_SECONDS = env.int("RUNPROOF_SYNC_RETRY_BASE_SECONDS", default=30)
 SYNC_RETRY_MAX_SECONDS = env.int("RUNPROOF_SYNC_RETRY_MAX_SECONDS", default=1800)
+# A run whose worker died this many times (out of memory, killed) fails instead of being
+# re-queued again, and frees its source.
+SYNC_MAX_ATTEMPTS = env.int("RUNPROOF_SYNC_MAX_ATTEMPTS", default=3)
+# An uploaded JSON file is first read in a child process (sources/sync/upload_guard.py):
+# nesting deeper than this is refused by a byte scan before any parser sees it, and the
+# child may use this much memory (MB, above what the worker holds) and CPU time (s).
+SYNC_UPLOAD_MAX_JSON_DEPTH = env.int("RUNPROOF_SYNC_UPLOAD_MAX_JSON_DEPTH", default=512)
+SYNC_PARSE_MEMORY_MB = env.int("RUNPROOF_SYNC_PARSE_MEMORY_MB", default=2048)
+SYNC_PARSE_CPU_SECONDS = env.int("RUNPROOF_SYNC_PARSE_CPU_SECONDS", default=600)
 # Timeout for each HTTP call a connector makes to its source.
 SYNC_HTTP_TIMEOUT = env.float("RUNPROOF_SYNC_HTTP_TIMEOUT", default=30.0)
 # Source secrets are encrypted with this Fernet key, or one derived from SECRET_KEY.
@@ -370,7 +379,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "inventory.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["inventory.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "inventory.api.schema.RunproofAutoSchema",
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "inventory.api.errors.exception_handler",

@@ -9,8 +9,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
+from inventory import jsonsafe, permissions, selectors
 from inventory import models as m
-from inventory import permissions, selectors
 from inventory.widgets import LookupInput, describe_choice, use_fast_select
 
 VERSION_OF_OTHER_MODEL = "This version belongs to another model."
@@ -18,6 +18,35 @@ SCOPES_INVALID = "List scopes separated by commas or new lines."
 BOUNDS_INVALID = 'Enter a JSON object, e.g. {"max_error_rate": 0.02}.'
 DATES_INVERTED = "Expiry must come after issue."
 DEPENDENCY_SELF = "A deployment cannot depend on itself."
+
+
+# The largest id a database column holds: a bigger one is no object's (SQLite raised
+# OverflowError on 99999999999999999999999, a 500).
+MAX_ID = 2**63 - 1
+
+
+def reject_huge_ids(field: forms.ModelChoiceField) -> None:
+    """Make a choice field answer "not a valid choice" for an id past MAX_ID."""
+    clean = field.clean
+    multiple = isinstance(field, forms.ModelMultipleChoiceField)
+
+    def checked(value):
+        values = value if isinstance(value, list | tuple) else [value]
+        for item in values:
+            text = str(item).strip() if item is not None else ""
+            if text.lstrip("-").isdigit() and abs(int(text)) > MAX_ID:
+                if multiple:
+                    raise ValidationError(
+                        field.error_messages["invalid_choice"],
+                        code="invalid_choice",
+                        params={"value": text[:40]},
+                    )
+                raise ValidationError(
+                    field.error_messages["invalid_choice"], code="invalid_choice"
+                )
+        return clean(value)
+
+    field.clean = checked
 
 
 class StyledForm(forms.ModelForm):
@@ -36,6 +65,8 @@ class StyledForm(forms.ModelForm):
                 widget.attrs.setdefault("class", "form-control")
             # Before any queryset is set below: setting it refreshes the current widget's choices.
             use_fast_select(field)
+            if isinstance(field, forms.ModelChoiceField):
+                reject_huge_ids(field)
         if "team" in self.fields:
             self.fields["team"].queryset = permissions.scope(m.Team.objects.all(), user)
             if not permissions.is_admin(user):
@@ -121,9 +152,13 @@ class ModelVersionForm(StyledForm):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
-        except ValueError as exc:
-            raise ValidationError(BOUNDS_INVALID) from exc
+            value = jsonsafe.loads(raw)
+        except jsonsafe.UnsafeJSON as exc:
+            # Not JSON at all: the usual hint; NaN, nesting, NUL and the like: the reason.
+            text = str(exc)
+            raise ValidationError(
+                BOUNDS_INVALID if text == jsonsafe.JSON_INVALID else text
+            ) from exc
         if not isinstance(value, dict):
             raise ValidationError(BOUNDS_INVALID)
         return value

@@ -13,6 +13,7 @@ from django.utils.cache import patch_cache_control
 from audit.context import client_ip
 
 LAST_SEEN_KEY = "runproof_last_seen"
+LOGIN_AT_KEY = "runproof_login_at"
 
 
 class RequestContextMiddleware:
@@ -30,7 +31,13 @@ class RequestContextMiddleware:
 
 
 class SessionIdleTimeoutMiddleware:
-    """Sign out a session idle for longer than SESSION_IDLE_TIMEOUT seconds (ASVS 7.3.1)."""
+    """Sign out a session idle for longer than SESSION_IDLE_TIMEOUT seconds (ASVS 7.3.1),
+    or older than SESSION_COOKIE_AGE seconds since its login whatever its use (ASVS 7.3.2).
+
+    Django moves a session's expiry to now + SESSION_COOKIE_AGE each time it is saved (once
+    a minute here), so the absolute lifetime is counted from the login time kept in the
+    session, written by the response that signed the user in.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -39,12 +46,25 @@ class SessionIdleTimeoutMiddleware:
         if request.user.is_authenticated:
             now = int(time.time())
             last_seen = request.session.get(LAST_SEEN_KEY, now)
-            if now - last_seen > settings.SESSION_IDLE_TIMEOUT:
+            login_at = request.session.get(LOGIN_AT_KEY, now)
+            if (
+                now - last_seen > settings.SESSION_IDLE_TIMEOUT
+                or now - login_at > settings.SESSION_COOKIE_AGE
+            ):
                 logout(request)
             elif now - last_seen >= 60 or LAST_SEEN_KEY not in request.session:
                 # Write the session at most once a minute, not on every request.
                 request.session[LAST_SEEN_KEY] = now
-        return self.get_response(request)
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if (
+            user is not None
+            and user.is_authenticated
+            and LOGIN_AT_KEY not in request.session
+        ):
+            # The login's own response (or a session from before this rule): start now.
+            request.session[LOGIN_AT_KEY] = int(time.time())
+        return response
 
 
 class NoStoreForSignedInMiddleware:

@@ -339,6 +339,8 @@ def api_token_revoke(
 
 def api_token_authenticate(raw: str) -> m.APIToken | None:
     """The active token for a raw bearer value, or None. Compares hashes in constant time."""
+    if not raw.isprintable():
+        return None  # a NUL or a control character is no token (PostgreSQL refuses NUL)
     parts = raw.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
         return None

@@ -655,7 +655,7 @@ def lookup(request: HttpRequest, kind: str) -> HttpResponse:
     selector, fields, order = LOOKUPS[kind]
     text = next(
         (v.strip() for k, v in request.GET.items() if k != "model" and v.strip()), ""
-    )[:100]
+    )[:100].replace("\x00", "")  # PostgreSQL refuses NUL in a query
     queryset = selector(user=request.user)
     model_id = request.GET.get("model", "")
     if (

@@ -148,7 +148,7 @@ def _require_admin(request: HttpRequest) -> None:
 def source_list(request: HttpRequest) -> HttpResponse:
     return _keyset_list(
         request,
-        base=selectors.datasource_list(),
+        base=selectors.datasource_list(user=request.user),
         filterset_class=filters.DataSourceFilter,
         sorts=SORTS,
         default_sort="name",
@@ -218,7 +218,7 @@ def run_list(request: HttpRequest) -> HttpResponse:
     """Every run of every source (`?source=<id>` for one), filtered, sorted, paged by keyset."""
     return _keyset_list(
         request,
-        base=selectors.syncrun_list(),
+        base=selectors.syncrun_list(user=request.user),
         filterset_class=filters.SyncRunFilter,
         sorts=RUN_SORTS,
         default_sort="-requested_at",
@@ -235,7 +235,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     """Every deployment event pipelines sent, newest first, filtered and paged by keyset."""
     return _keyset_list(
         request,
-        base=selectors.deploymentevent_list(),
+        base=selectors.deploymentevent_list(user=request.user),
         filterset_class=filters.DeploymentEventFilter,
         sorts=EVENT_SORTS,
         default_sort="-received_at",
@@ -380,12 +380,8 @@ def _detail_context(
         if not cls.pull and cls.upload == "none"
         else {},
         "events": (
-            list(
-                sm.DeploymentEvent.objects.filter(
-                    deployment__source=source.source_label
-                )
-                .select_related("deployment")
-                .order_by("-received_at", "-id")[:RECENT_RUNS]
+            selectors.deploymentevent_recent_for_source(
+                source=source, user=request.user, limit=RECENT_RUNS
             )
             if source.kind == "cicd"
             else []
@@ -566,21 +562,32 @@ def _form_errors(form: SyncForm) -> list[str]:
 # ---------------------------------------------------------------------------
 # Runs
 # ---------------------------------------------------------------------------
-def _run_context(run: sm.SyncRun) -> dict[str, Any]:
-    errors = list(run.error_rows.order_by("id")[:RUN_ERRORS_SHOWN])
+def _run_context(request: HttpRequest, run: sm.SyncRun) -> dict[str, Any]:
+    errors = selectors.syncerror_list_for_user(
+        run=run, user=request.user, limit=RUN_ERRORS_SHOWN
+    )
     return {
         "run": run,
         "source": run.source,
         "error_rows": errors,
         "errors_truncated": run.errors > len(errors) and not run.is_active,
-        "changes": run.changes or [],
+        "errors_scoped": not permissions.reads_all(request.user),
+        "changes": selectors.syncrun_changes_for_user(run=run, user=request.user),
+        "max_attempts": settings.SYNC_MAX_ATTEMPTS,
+        "upload_limits": {
+            "depth": settings.SYNC_UPLOAD_MAX_JSON_DEPTH,
+            "memory_mb": settings.SYNC_PARSE_MEMORY_MB,
+            "cpu_seconds": settings.SYNC_PARSE_CPU_SECONDS,
+        }
+        if run.upload and runner.connector_class(run.source.kind).upload_json
+        else None,
     }
 
 
 @require_GET
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = selectors.syncrun_get(run_id=pk)
-    return render(request, "sources/run_detail.html", _run_context(run))
+    return render(request, "sources/run_detail.html", _run_context(request, run))
 
 
 @require_GET
@@ -595,7 +602,7 @@ def run_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "sources/run_detail.html#run-status",
-        _run_context(run),
+        _run_context(request, run),
         status=200 if run.is_active else HTMX_STOP_POLLING,
     )
 

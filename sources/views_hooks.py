@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import time
 
@@ -26,6 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from inventory import jsonsafe
 from sources import models as sm
 from sources.sync import runner, secrets
 
@@ -136,8 +136,8 @@ def mlflow_webhook(request: HttpRequest, source_id: int) -> JsonResponse:
     if abs(time.time() - sent_at) > MAX_SKEW_SECONDS:
         return _error(STALE, 401)
     try:
-        event = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        event = jsonsafe.loads(body)
+    except ValueError:  # not JSON, bad UTF-8, NaN, deep nesting, NUL (jsonsafe)
         return _error(NOT_JSON, 400)
     if not isinstance(event, dict):
         return _error(NOT_JSON, 400)

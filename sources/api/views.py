@@ -15,12 +15,12 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from inventory.api.pagination import IdCursorPagination
+from inventory.api.pagination import IdCursorPagination, NewestFirstPagination
+from inventory.api.parsers import StrictJSONParser
 from inventory.api.permissions import HasSourcesScope
 from sources import models as sm
 from sources.api import serializers as s
@@ -57,13 +57,6 @@ def api_errors(exc: DjangoValidationError) -> exceptions.ValidationError:
         else:
             out.setdefault(key, []).extend(messages)
     return exceptions.ValidationError(out)
-
-
-class NewestFirstPagination(CursorPagination):
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class SourceViewSet(
@@ -172,7 +165,11 @@ class SourceViewSet(
         description="Ask for a sync (or a dry run). Sources that sync from a file take "
         "it as multipart/form-data in `file`.",
     )
-    @action(detail=True, methods=["post"], parser_classes=[JSONParser, MultiPartParser])
+    @action(
+        detail=True,
+        methods=["post"],
+        parser_classes=[StrictJSONParser, MultiPartParser],
+    )
     def sync(self, request: Request, pk: str) -> Response:
         source = self.get_object()
         data = s.SyncRequestSerializer(data=request.data)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from inventory.api.parsers import StrictJSONParser
 from inventory.api.permissions import HasDeployScope
 from sources.api.serializers import (
     DeploymentEventInSerializer,
@@ -22,12 +22,13 @@ from sources.api.serializers import (
 from sources.api.views import BAD_INPUT
 from sources.connectors.cicd import DeployEvent, deployment_event_record
 
+IDEMPOTENCY_KEY_NOT_PRINTABLE = "Printable text only (no NUL or control characters)."
 IDEMPOTENCY_KEY_MAX = 200
 
 
 class DeploymentEventView(APIView):
     permission_classes = [HasDeployScope]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     @extend_schema(
         operation_id="deployment_events_create",
@@ -71,6 +72,8 @@ class DeploymentEventView(APIView):
             raise ValidationError(
                 {"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} characters."]}
             )
+        if not key.isprintable():
+            raise ValidationError({"Idempotency-Key": [IDEMPOTENCY_KEY_NOT_PRINTABLE]})
         data = DeploymentEventInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data

@@ -179,6 +179,22 @@ def _version(
     return created
 
 
+# Deployment.external_id holds 500 characters; "<environment>|<endpoint>" can be 521.
+EXTERNAL_ID_MAX = 500
+
+
+def deployment_external_id(environment: str, endpoint: str) -> str:
+    """The deployment's key: environment and endpoint, or a digest of a long endpoint.
+
+    Keys that fit are unchanged; an endpoint too long for the column is keyed by its
+    SHA-256, so the same long endpoint still finds the same deployment.
+    """
+    key = f"{environment}|{endpoint}"
+    if len(key) <= EXTERNAL_ID_MAX:
+        return key
+    return f"{environment}|sha256:{hashlib.sha256(endpoint.encode()).hexdigest()}"
+
+
 def _deployment_name(event: DeployEvent) -> str:
     if event.deployment:
         return event.deployment
@@ -216,7 +232,7 @@ def _record(event: DeployEvent, token: m.APIToken) -> sm.DeploymentEvent:
         now = timezone.now()
         model = _model(event.model, label, now, actor_label)
         version = _version(model, event.version, label, now, actor_label)
-        external_id = f"{event.environment}|{event.endpoint}"
+        external_id = deployment_external_id(event.environment, event.endpoint)
         fields = {
             "name": _deployment_name(event),
             "model": model,

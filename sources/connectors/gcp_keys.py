@@ -62,6 +62,7 @@ class GcpKeysConnector(CredentialConnector):
     )
     pull = False
     upload = "required"
+    upload_json = True
     upload_help = (
         "JSON from `gcloud iam service-accounts keys list --iam-account=SA "
         "--managed-by=user --format=json`, or the REST API's "

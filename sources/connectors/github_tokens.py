@@ -72,6 +72,7 @@ class GithubTokensConnector(CredentialConnector):
     )
     pull = False
     upload = "required"
+    upload_json = True
     upload_help = (
         "JSON from `gh api --paginate /orgs/ORG/personal-access-tokens` (a GitHub App "
         "token is required), `/orgs/ORG/credential-authorizations` or "

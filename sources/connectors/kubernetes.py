@@ -678,6 +678,7 @@ class KubernetesConnector(Connector):
     )
     pull = True
     upload = "optional"
+    upload_json = True
     upload_help = (
         "Or upload the output of `kubectl get deployments,inferenceservices,"
         "models.mlops.seldon.io,seldondeployments -A -o json` (one List document). "

@@ -28,6 +28,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
@@ -93,11 +94,14 @@ class OtlpConnector(Connector):
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
         if not ctx.upload_path:
             raise SourceConfigError(NO_FILE)
-        self.digest, lines = _file_digest(ctx.upload_path)
+        self.digest, lines, as_uploaded = _file_digest(ctx.upload_path)
         self.run_id = ctx.run_id
         if lines:
             ctx.expect(lines)
         earlier = _earlier_import(ctx.source, self.digest)
+        if earlier is None and as_uploaded != self.digest:
+            # Compressed files imported before files were known by their content.
+            earlier = _earlier_import(ctx.source, as_uploaded)
         if earlier is not None and earlier != self.run_id:
             raise SourceConfigError(
                 ALREADY_IMPORTED.format(digest=self.digest, run=earlier)
@@ -219,22 +223,27 @@ def _skip_rest_of_line(f: IO[bytes], chunk: int) -> None:
             return
 
 
-def _file_digest(path: str) -> tuple[str, int]:
-    """SHA-256 of the file as uploaded, and its line count (0 if compressed)."""
-    digest = hashlib.sha256()
+def _file_digest(path: str) -> tuple[str, int, str]:
+    """SHA-256 of the file's content (decompressed), its line count, and the SHA-256 of
+    the file as uploaded.
+
+    A file is known by its content, so the same collector file uploaded once plain and
+    once gzip-compressed is imported once.
+    """
+    content, uploaded = hashlib.sha256(), hashlib.sha256()
     lines = 0
-    compressed = None
     try:
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
-                if compressed is None:
-                    compressed = block.startswith(GZIP_MAGIC)
-                digest.update(block)
-                if not compressed:
-                    lines += block.count(b"\n")
-    except OSError as exc:
-        raise SourceConfigError(UNREADABLE.format(reason=exc.strerror)) from None
-    return digest.hexdigest(), lines
+                uploaded.update(block)
+        with _open(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                content.update(block)
+                lines += block.count(b"\n")
+    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise SourceConfigError(UNREADABLE.format(reason=reason)) from None
+    return content.hexdigest(), lines, uploaded.hexdigest()
 
 
 def _earlier_import(source: sm.DataSource, digest: str) -> int | None:

@@ -94,6 +94,9 @@ class Connector:
     # upload: "none" (never), "optional" (the API or a file) or "required" (a file only).
     upload: ClassVar[str] = "none"
     upload_help: ClassVar[str] = ""
+    # upload_json: the upload is JSON, read by a parser whose memory grows with nesting;
+    # the runner reads it first in a child process under limits (sync/upload_guard.py).
+    upload_json: ClassVar[bool] = False
     # The inventory models whose rows this connector owns, for marking rows gone.
     owns: ClassVar[tuple[type[Model], ...]] = ()
     # What revoke() can act on, if anything.

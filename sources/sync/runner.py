@@ -31,7 +31,7 @@ from django.utils.module_loading import import_string
 from inventory.services import change_record
 from sources import models as sm
 from sources.connectors import CONNECTORS
-from sources.sync import secrets
+from sources.sync import secrets, upload_guard
 from sources.sync.base import (
     Connector,
     FetchContext,
@@ -48,6 +48,11 @@ NOT_PULL = "{label} sources receive data by push; there is nothing to sync."
 UPLOAD_REQUIRED = "{label} sources sync from an uploaded file: choose one."
 UPLOAD_NOT_ACCEPTED = "{label} sources do not take an uploaded file."
 SOURCE_DISABLED = "This source is disabled."
+RUN_ATTEMPTS_EXHAUSTED = (
+    "The worker stopped {attempts} times during this run (last seen: {phase}), for "
+    "example killed for running out of memory; Runproof stopped retrying it "
+    "(RUNPROOF_SYNC_MAX_ATTEMPTS = {limit}) and freed the source."
+)
 
 
 class LostLease(Exception):
@@ -197,8 +202,12 @@ def _claim(run_id: int) -> sm.SyncRun | None:
     claimable = Q(status=sm.SyncRun.Status.QUEUED, not_before__lte=now) | Q(
         status=sm.SyncRun.Status.RUNNING, dry_run=False, heartbeat_at__lt=stale
     )
+    # A run whose worker already died SYNC_MAX_ATTEMPTS times is not started again: the
+    # reconciler fails it with the reason.
     claimed = (
-        sm.SyncRun.objects.filter(claimable, pk=run_id).update(
+        sm.SyncRun.objects.filter(
+            claimable, pk=run_id, attempt__lt=settings.SYNC_MAX_ATTEMPTS
+        ).update(
             status=sm.SyncRun.Status.RUNNING,
             attempt=F("attempt") + 1,
             started_at=now,
@@ -318,6 +327,14 @@ def execute_run(run_id: int) -> sm.SyncRun | None:
 def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
     size = settings.SYNC_BATCH_SIZE
     batch = []
+    if fctx.upload_path and connector.upload_json:
+        _beat(ctx, "checking the upload")
+        upload_guard.check_upload(
+            connector=connector,
+            fctx=fctx,
+            json_upload=True,
+            beat=lambda: _beat(ctx, "checking the upload"),
+        )
     _beat(ctx, "fetching")
     for item in connector.fetch(fctx):
         ctx.counts.seen += 1
@@ -502,8 +519,22 @@ def reconcile() -> dict[str, int]:
     """Re-send what the broker lost; re-queue what a dead worker left running."""
     now = timezone.now()
     lease = timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+    dead = sm.SyncRun.objects.filter(
+        status__in=sm.SyncRun.ACTIVE,
+        dry_run=False,
+        attempt__gte=settings.SYNC_MAX_ATTEMPTS,
+    ).filter(
+        Q(status=sm.SyncRun.Status.QUEUED)
+        | Q(status=sm.SyncRun.Status.RUNNING, heartbeat_at__lt=now - lease)
+    )
+    exhausted = sum(
+        _fail_exhausted(run_id) for run_id in dead.values_list("pk", flat=True)
+    )
     requeued = sm.SyncRun.objects.filter(
-        status=sm.SyncRun.Status.RUNNING, dry_run=False, heartbeat_at__lt=now - lease
+        status=sm.SyncRun.Status.RUNNING,
+        dry_run=False,
+        heartbeat_at__lt=now - lease,
+        attempt__lt=settings.SYNC_MAX_ATTEMPTS,
     ).update(status=sm.SyncRun.Status.QUEUED, sent_at=None, phase="re-queued")
     # A dry run keeps its row untouched while it works, so only the task time limit
     # tells it died.
@@ -525,10 +556,48 @@ def reconcile() -> dict[str, int]:
     sent = sum(1 for pk in due if send(pk))
     return {
         "requeued": requeued,
+        "exhausted": exhausted,
         "abandoned": abandoned,
         "resent": sent,
         "due": len(due),
     }
+
+
+def _fail_exhausted(run_id: int) -> int:
+    """Fail a run whose worker died SYNC_MAX_ATTEMPTS times; 1 if this call did it."""
+    run = sm.SyncRun.objects.select_related("source").get(pk=run_id)
+    error = RUN_ATTEMPTS_EXHAUSTED.format(
+        attempts=run.attempt,
+        phase=run.phase or "starting",
+        limit=settings.SYNC_MAX_ATTEMPTS,
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        # Conditional on the attempt it read, so a worker that just finished wins.
+        failed = sm.SyncRun.objects.filter(
+            pk=run.pk, attempt=run.attempt, status=run.status
+        ).update(
+            status=sm.SyncRun.Status.FAILED,
+            finished_at=now,
+            heartbeat_at=now,
+            phase="",
+            error=error,
+        )
+        if not failed:
+            return 0
+        sm.DataSource.objects.filter(pk=run.source_id).update(
+            health=sm.DataSource.Health.FAILING, last_error=error, last_error_at=now
+        )
+        change_record(
+            actor=None,
+            actor_label="sync",
+            action="datasource.sync",
+            target=run.source,
+            before=None,
+            after={"run": run.pk, "status": sm.SyncRun.Status.FAILED, "error": error},
+        )
+    log.warning("sync run %s failed after %s attempts", run.pk, run.attempt)
+    return 1
 
 
 def tick() -> dict[str, int]:

@@ -277,3 +277,37 @@ def test_an_unreadable_checkpoint_file_is_a_finding(chain, settings):
     report = audit_chain_verify()
     assert not report.ok
     assert "checkpoint file line 1 is unreadable" in report.problem.reason
+
+
+@tampering
+@pytest.mark.django_db
+def test_deleting_the_newest_events_after_the_last_checkpoint_is_caught_by_the_head(
+    chain,
+):
+    """Issue 8, item 11: no checkpoint covers events #4 and #5; the head row still does."""
+    from audit.chain import AUDIT_NEWEST_MISSING
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM governance_auditevent WHERE seq >= %s", [4])
+    report = audit_chain_verify()
+    assert not report.ok and report.problem.seq == 4
+    assert report.problem.reason == AUDIT_NEWEST_MISSING.format(first=4, head=5)
+
+
+@tampering
+@pytest.mark.django_db
+def test_a_recomputed_newest_event_is_caught_by_the_head(chain):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE governance_auditevent SET hash = %s WHERE seq = %s", ["f" * 64, 5]
+        )
+    # The edited hash no longer matches the content; a rewritten content is caught by the
+    # head when the attacker does not also move the head row.
+    assert not audit_chain_verify().ok
+    event = AuditEvent.objects.get(seq=5)
+    event.object_repr = "nothing to see"
+    new_hash = event_hash(event.prev_hash, event)
+    AuditEvent.objects.filter(seq=5).update(object_repr="nothing to see", hash=new_hash)
+    report = audit_chain_verify()
+    assert not report.ok and report.problem.seq == 5
+    assert "differs from the chain's head row" in report.problem.reason

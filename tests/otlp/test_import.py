@@ -207,3 +207,25 @@ def test_connector_declares_an_upload_only_source():
     assert connector.OtlpConnector.pull is False
     assert connector.OtlpConnector.upload == "required"
     assert connector.OtlpConnector.owns == ()
+
+
+@pytest.mark.parametrize("plain_first", [True, False])
+def test_the_same_file_plain_and_gzipped_is_imported_once(source, sync, plain_first):
+    """Issue 8, item 12: a file is known by its decompressed content."""
+    plain = GOOD_FILE.read_bytes()
+    uploads = [(plain, "traces.jsonl"), (gzip.compress(plain), "traces.jsonl.gz")]
+    if not plain_first:
+        uploads.reverse()
+    first = sync(source, uploads[0][0], name=uploads[0][1])
+    assert first.status == "succeeded", first.error
+    before = usage_totals()
+    again = sync(source, uploads[1][0], name=uploads[1][1])
+    assert again.status == "failed"
+    assert f"already imported in run {first.pk}" in again.error
+    assert usage_totals() == before
+
+
+def test_a_corrupt_gzip_file_fails_with_the_reason(source, sync):
+    run = sync(source, gzip.compress(GOOD_FILE.read_bytes())[:-20], name="cut.jsonl.gz")
+    assert run.status == "failed"
+    assert run.error.startswith("The uploaded file cannot be read")
