@@ -19,8 +19,9 @@ from django.db.models import Model
 from django.utils import timezone
 
 import audit
+from audit.services import Change
+from inventory import cascades, history, permissions
 from inventory import models as m
-from inventory import permissions
 from inventory.snapshots import snapshot
 
 if TYPE_CHECKING:
@@ -68,6 +69,13 @@ def change_record(
     )
 
 
+def hand_history(*, actor: User | None, deltas: list[history.Delta]) -> None:
+    """History rows (and change notices) for governed fields changed by hand."""
+    if deltas:
+        history.record_changes(deltas=deltas, actor=actor)
+        history.announce(objects=history.changed_objects(deltas))
+
+
 def _action_name(obj: Model, verb: str) -> str:
     return f"{obj._meta.model_name}.{verb}"
 
@@ -93,15 +101,27 @@ def object_create(
         raise PermissionDenied(permissions.ADMIN_ONLY)
     _require_owned_team(actor, instance)
     instance.full_clean()
+    dependencies = (
+        history.dependency_ids([instance.downstream_id])
+        if isinstance(instance, m.Dependency)
+        else None
+    )
     instance.save()
     _set_m2m(instance, m2m)
+    after = snapshot(instance)
     change_record(
         actor=actor,
         action=_action_name(instance, "create"),
         target=instance,
         before=None,
-        after=snapshot(instance),
+        after=after,
     )
+    deltas = history.dependency_deltas(dependencies) if dependencies else []
+    if isinstance(instance, m.NonHumanIdentity) and after.get("deployments"):
+        deltas += history.binding_deltas(
+            {instance.pk: (set(), set(after["deployments"]))}
+        )
+    hand_history(actor=actor, deltas=deltas)
     return instance
 
 
@@ -133,6 +153,9 @@ def object_update(
             before=before,
             after=after,
         )
+        hand_history(
+            actor=actor, deltas=history.diff_snapshots(instance, before, after)
+        )
     return instance
 
 
@@ -140,30 +163,42 @@ def object_update(
 def object_delete(*, actor: User, instance: Model) -> None:
     if not permissions.can_delete(actor, instance):
         raise PermissionDenied(permissions.ADMIN_ONLY)
+    _delete_audited(
+        actor=actor, instance=instance, action=_action_name(instance, "delete")
+    )
+
+
+def _delete_audited(*, actor: User | None, instance: Model, action: str) -> None:
+    """Delete with one event for the object and one for each governed row its delete
+    removes or changes by cascade (versions, dependencies, bindings, version references)."""
     before = snapshot(instance)
-    # Record first: the target still exists, and a failed delete rolls the record back too.
-    change_record(
+    events, deltas, counts = cascades.collect(instance, owning_team_id)
+    if counts:
+        before["cascade"] = counts
+    # Record first: the targets still exist, and a failed delete rolls the record back too.
+    audit.record_many(
         actor=actor,
-        action=_action_name(instance, "delete"),
-        target=instance,
-        before=before,
-        after=None,
+        changes=[
+            Change(action, instance, before, None, owning_team_id(instance)),
+            *events,
+        ],
+    )
+    edges = (
+        history.dependency_ids([instance.downstream_id])
+        if isinstance(instance, m.Dependency)
+        else None
     )
     instance.delete()
+    if edges:
+        deltas += history.dependency_deltas(edges)
+    hand_history(actor=actor, deltas=deltas)
 
 
 @transaction.atomic
 def dependency_remove(*, actor: User, dependency: m.Dependency) -> None:
     """Owners of the downstream deployment may remove its edges (object_delete is admin-only)."""
     permissions.require_change(actor, dependency.downstream)
-    change_record(
-        actor=actor,
-        action="dependency.delete",
-        target=dependency,
-        before=snapshot(dependency),
-        after=None,
-    )
-    dependency.delete()
+    _delete_audited(actor=actor, instance=dependency, action="dependency.delete")
 
 
 IDENTITY_ALREADY_BOUND = "This identity can already invoke that deployment."
@@ -180,13 +215,15 @@ def identity_bind(
     if deployment.pk in before["deployments"]:
         raise ValidationError(IDENTITY_ALREADY_BOUND)
     identity.deployments.add(deployment)
+    after = snapshot(identity)
     change_record(
         actor=actor,
         action="nonhumanidentity.bind",
         target=identity,
         before=before,
-        after=snapshot(identity),
+        after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(identity, before, after))
 
 
 @transaction.atomic
@@ -198,13 +235,15 @@ def identity_unbind(
     if deployment.pk not in before["deployments"]:
         raise ValidationError(IDENTITY_NOT_BOUND)
     identity.deployments.remove(deployment)
+    after = snapshot(identity)
     change_record(
         actor=actor,
         action="nonhumanidentity.unbind",
         target=identity,
         before=before,
-        after=snapshot(identity),
+        after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(identity, before, after))
 
 
 # ---------------------------------------------------------------------------

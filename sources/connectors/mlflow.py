@@ -36,6 +36,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
+import audit
+from audit.services import Change
 from inventory import models as m
 from sources.sync.base import (
     Connector,
@@ -777,13 +779,29 @@ class MLflowConnector(Connector):
                     | Q(approved_version__source=ctx.label)
                 )
                 .values_list(
-                    "pk", "model_id", "approved_version_id", "external_id", "name"
+                    "pk",
+                    "model_id",
+                    "approved_version_id",
+                    "external_id",
+                    "name",
+                    "team_id",
                 )
             )
-            for pk, model_id, current, ext, name in deployments:
+            events: list[Change] = []
+            for pk, model_id, current, ext, name, team_id in deployments:
                 target = wanted[model_id]
                 if current != target:
                     moves.setdefault(target, []).append(pk)
+                    events.append(
+                        Change(
+                            action="deployment.sync_update",
+                            target=m.Deployment(pk=pk, name=name),
+                            before={"approved_version_id": current},
+                            after={"approved_version_id": target, "run": ctx.run.pk},
+                            team_id=team_id,
+                        )
+                    )
+                    ctx.touched.add((m.Deployment._meta.label_lower, pk))
                     ctx._note_change(
                         "updated",
                         m.Deployment,
@@ -794,6 +812,7 @@ class MLflowConnector(Connector):
                 m.Deployment.objects.filter(pk__in=pks).update(
                     approved_version_id=target, updated_at=now
                 )
+            audit.record_many(actor=ctx.actor, changes=events)
 
     # -- revoking ----------------------------------------------------------------------
     def revoke(self, obj: Any, ctx: FetchContext) -> str:
