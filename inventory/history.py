@@ -32,17 +32,22 @@ DEPLOYMENT = m.Deployment._meta.label_lower
 IDENTITY = m.NonHumanIdentity._meta.label_lower
 VERSION = m.ModelVersion._meta.label_lower
 
-# Governed fields, by model: the ones a history row is kept for.
-TRACKED: dict[type[models.Model], tuple[str, ...]] = {
-    m.Deployment: (
-        "observed_version",
-        "observed_version_label",
-        "endpoint",
-        "status",
-        "exposure",
-    ),
-    m.NonHumanIdentity: ("status", "rotated_at", "expires_at"),
-    m.ModelVersion: ("approval",),
+# Governed fields, by model: field -> the columns it is read from. A field read from two
+# columns (the observed version: the registered version's id and the version text the
+# runtime reported) is one history row holding both, so one move is one row.
+TRACKED: dict[type[models.Model], dict[str, tuple[str, ...]]] = {
+    m.Deployment: {
+        "observed_version": ("observed_version_id", "observed_version_label"),
+        "endpoint": ("endpoint",),
+        "status": ("status",),
+        "exposure": ("exposure",),
+    },
+    m.NonHumanIdentity: {
+        "status": ("status",),
+        "rotated_at": ("rotated_at",),
+        "expires_at": ("expires_at",),
+    },
+    m.ModelVersion: {"approval": ("approval",)},
 }
 # Set-valued governed fields (sorted id lists), kept apart: no column holds them.
 SET_FIELDS = {
@@ -51,7 +56,6 @@ SET_FIELDS = {
 }
 FIELD_LABELS = {
     "observed_version": "observed version",
-    "observed_version_label": "reported version",
     "endpoint": "endpoint",
     "status": "status",
     "exposure": "exposure",
@@ -80,12 +84,13 @@ class Delta:
 
 
 def tracked(model: type[models.Model]) -> tuple[str, ...]:
-    return TRACKED.get(model, ())
+    return tuple(TRACKED.get(model, {}))
 
 
-def tracked_attnames(model: type[models.Model]) -> dict[str, str]:
-    """attname -> field name of the model's governed columns."""
-    return {model._meta.get_field(name).attname: name for name in tracked(model)}
+def _value(columns: tuple[str, ...], row: dict[str, Any]) -> Any:
+    if len(columns) == 1:
+        return json_safe(row.get(columns[0]))
+    return {c: json_safe(row.get(c)) for c in columns}
 
 
 def diff_values(
@@ -94,13 +99,18 @@ def diff_values(
     before: dict[str, Any],
     after: dict[str, Any],
 ) -> list[Delta]:
-    """Deltas between two pictures keyed by attname (snapshots, `values()` rows)."""
+    """Deltas between two pictures keyed by column (snapshots, `values()` rows).
+
+    A column missing from `after` kept its `before` value (a source that does not send
+    a field leaves it as it is).
+    """
     label = model._meta.label_lower
     out = []
-    for attname, name in tracked_attnames(model).items():
-        if attname not in after:
+    for name, columns in TRACKED.get(model, {}).items():
+        if not any(c in after for c in columns):
             continue
-        old, new = json_safe(before.get(attname)), json_safe(after.get(attname))
+        new_row = {c: after[c] if c in after else before.get(c) for c in columns}
+        old, new = _value(columns, before), _value(columns, new_row)
         if old != new:
             out.append(Delta(label, object_id, name, old, new))
     return out

@@ -241,10 +241,8 @@ class ApplyContext:
     ) -> None:
         """Before the UPDATE: history rows, one audit event per changed object, notices
         and the run's sample of changes, from one read of the changed rows."""
-        attnames = sorted(
-            {model._meta.get_field(n).attname for n in names}
-            | set(history.tracked_attnames(model))
-        )
+        # Only what the source sent: a field it does not send keeps its stored value.
+        attnames = sorted({model._meta.get_field(n).attname for n in names})
         team = _TEAM_PATH.get(model)
         extra_values: dict[str, Any] = {"team_of": models.F(team)} if team else {}
         if model is m.ModelVersion:  # its str() names the model: no query per event
