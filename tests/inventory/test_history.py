@@ -256,3 +256,120 @@ def test_the_prune_has_a_daily_schedule(settings):
     from inventory.tasks import field_history_prune
 
     field_history_prune()  # runs with nothing to do
+
+
+# ---------------------------------------------------------------------------
+# The "Reported history" page
+# ---------------------------------------------------------------------------
+def _history_of(deployment, n, *, identity=None, version=None):
+    deltas = []
+    for i in range(n):
+        deltas.append(
+            history.Delta(
+                "inventory.deployment", deployment.pk, "endpoint", f"e{i}", f"e{i + 1}"
+            )
+        )
+        if identity is not None:
+            deltas.append(
+                history.Delta(
+                    "inventory.deployment",
+                    deployment.pk,
+                    "identities",
+                    [],
+                    [identity.pk],
+                )
+            )
+        if version is not None:
+            deltas.append(
+                history.Delta(
+                    "inventory.deployment",
+                    deployment.pk,
+                    "observed_version",
+                    {"observed_version_id": None, "observed_version_label": "9"},
+                    {"observed_version_id": version.pk, "observed_version_label": "3"},
+                )
+            )
+    history.record_changes(deltas=deltas, source="kubernetes:4", run_id=12)
+
+
+def test_history_page_shows_changes_newest_first_with_source_and_run(
+    client, owner, team_a
+):
+    deployment = DeploymentFactory(model=AIModelFactory(team=team_a), team=team_a)
+    version = ModelVersionFactory(model=deployment.model, version="3")
+    identity = IdentityFactory(team=team_a, name="svc-visible")
+    _history_of(deployment, 1, identity=identity, version=version)
+    client.force_login(owner)
+
+    detail = client.get(deployment.get_absolute_url())
+    url = f"/inventory/deployments/{deployment.pk}/history/"
+    assert f'href="{url}"' in detail.content.decode()
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.index("observed version") < html.index("bound identities")
+    assert f'href="{version.get_absolute_url()}">3</a>' in html
+    assert "9 (not in the registry)" in html
+    assert f'href="{identity.get_absolute_url()}">svc-visible</a>' in html
+    assert "<code>kubernetes:4</code>" in html and "run 12" in html
+
+
+def test_history_page_is_keyset_paged_and_ignores_a_forged_cursor(
+    client, owner, team_a
+):
+    deployment = DeploymentFactory(model=AIModelFactory(team=team_a), team=team_a)
+    _history_of(deployment, history.HISTORY_PAGE_SIZE + 5)
+    client.force_login(owner)
+    url = f"/inventory/deployments/{deployment.pk}/history/"
+    first = client.get(url)
+    newest = m.FieldChange.objects.order_by("-id")
+    cut = newest[history.HISTORY_PAGE_SIZE - 1].pk
+    assert f'href="?before={cut}"' in first.content.decode()
+    second = client.get(url, {"before": cut})
+    assert second.content.decode().count("<tr>") == 1 + 5
+    for forged in ("abc", "-1", "1e9", "9" * 40, "\x00"):
+        assert client.get(url, {"before": forged}).status_code == 200
+
+
+def test_history_page_is_404_for_someone_elses_object(client, other_owner, team_a):
+    deployment = DeploymentFactory(model=AIModelFactory(team=team_a), team=team_a)
+    client.force_login(other_owner)
+    assert (
+        client.get(f"/inventory/deployments/{deployment.pk}/history/").status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize(
+    "key,plural", [("identity", "identities"), ("modelversion", "versions")]
+)
+def test_identity_and_version_pages_have_their_history(client, admin_user, key, plural):
+    obj = IdentityFactory() if key == "identity" else ModelVersionFactory()
+    field = "status" if key == "identity" else "approval"
+    history.record_changes(
+        deltas=[history.Delta(obj._meta.label_lower, obj.pk, field, "a", "b")],
+        actor=admin_user,
+    )
+    client.force_login(admin_user)
+    assert (
+        f"/inventory/{plural}/{obj.pk}/history/"
+        in client.get(obj.get_absolute_url()).content.decode()
+    )
+    page = client.get(f"/inventory/{plural}/{obj.pk}/history/").content.decode()
+    assert "(by hand)" in page and admin_user.username in page
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+def test_history_page_queries_do_not_grow_with_rows(
+    client, owner, team_a, rows, django_assert_max_num_queries
+):
+    deployment = DeploymentFactory(model=AIModelFactory(team=team_a), team=team_a)
+    version = ModelVersionFactory(model=deployment.model)
+    identities = [IdentityFactory(team=team_a) for _ in range(3)]
+    for identity in identities:
+        _history_of(deployment, rows, identity=identity, version=version)
+    client.force_login(owner)
+    client.get("/")  # the session and the user are loaded once, as on any page
+    with django_assert_max_num_queries(8):
+        response = client.get(f"/inventory/deployments/{deployment.pk}/history/")
+    assert response.status_code == 200
