@@ -9,9 +9,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from inventory import history, permissions
 from inventory import models as m
-from inventory import permissions
-from inventory.services import change_record
+from inventory.services import change_record, hand_history
 from inventory.snapshots import snapshot
 
 if TYPE_CHECKING:
@@ -98,4 +98,5 @@ def model_version_set_approval(
         before=before,
         after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(version, before, after))
     return version

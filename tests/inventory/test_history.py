@@ -373,3 +373,19 @@ def test_history_page_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(8):
         response = client.get(f"/inventory/deployments/{deployment.pk}/history/")
     assert response.status_code == 200
+
+
+def test_the_committees_approval_is_history_of_the_version(risk):
+    from governance import services as governance_services
+
+    version = ModelVersionFactory(approval=m.ModelVersion.Approval.PENDING)
+    governance_services.model_version_set_approval(
+        actor=risk, version=version, approval=m.ModelVersion.Approval.APPROVED
+    )
+    row = m.FieldChange.objects.get()
+    assert (row.object_type, row.object_id, row.field) == (
+        "inventory.modelversion",
+        version.pk,
+        "approval",
+    )
+    assert (row.before, row.after, row.actor_kind) == ("pending", "approved", "person")
