@@ -323,12 +323,33 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "audit.tasks.audit_checkpoint",
         "schedule": crontab(minute="7"),
     },
+    # https://crontab.guru/#23_3_*_*_* : daily at 03:23, history beyond its retention.
+    "field-history-prune": {
+        "task": "inventory.tasks.field_history_prune",
+        "schedule": crontab(minute="23", hour="3"),
+    },
     # Every 30 s: scheduled syncs that are due, and the reconciler (lost or dead runs).
     "sync-tick": {
         "task": "sources.tasks.sync_tick",
         "schedule": 30.0,
     },
 }
+
+# ---------------------------------------------------------------------------
+# History of governed fields and the change queue (inventory.history)
+# ---------------------------------------------------------------------------
+# Rows older than this are pruned, except each (object, field)'s latest, always kept.
+FIELD_HISTORY_RETENTION_DAYS = env.int(
+    "RUNPROOF_FIELD_HISTORY_RETENTION_DAYS", default=730
+)
+# Consumed change notices are kept this long (for looking into what governance did).
+CHANGE_NOTICE_RETENTION_DAYS = env.int(
+    "RUNPROOF_CHANGE_NOTICE_RETENTION_DAYS", default=7
+)
+# A claimed notice not consumed within this long is claimable again (its consumer died).
+CHANGE_NOTICE_LEASE_SECONDS = env.int(
+    "RUNPROOF_CHANGE_NOTICE_LEASE_SECONDS", default=300
+)
 
 # ---------------------------------------------------------------------------
 # Syncs (sources.sync)

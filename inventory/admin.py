@@ -11,8 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
+from inventory import history, permissions, services
 from inventory import models as m
-from inventory import permissions, services
 from inventory.snapshots import snapshot
 
 
@@ -73,6 +73,9 @@ class AuditedAdmin(admin.ModelAdmin):
                 target=obj,
                 before=before,
                 after=after,
+            )
+            services.hand_history(
+                actor=request.user, deltas=history.diff_snapshots(obj, before, after)
             )
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
@@ -56,12 +56,8 @@ class SessionIdleTimeoutMiddleware:
                 # Write the session at most once a minute, not on every request.
                 request.session[LAST_SEEN_KEY] = now
         response = self.get_response(request)
-        user = getattr(request, "user", None)
-        if (
-            user is not None
-            and user.is_authenticated
-            and LOGIN_AT_KEY not in request.session
-        ):
+        # Only a session's own login: a bearer-token API call must not create a session.
+        if SESSION_KEY in request.session and LOGIN_AT_KEY not in request.session:
             # The login's own response (or a session from before this rule): start now.
             request.session[LOGIN_AT_KEY] = int(time.time())
         return response

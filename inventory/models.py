@@ -647,3 +647,69 @@ class Policy(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("governance:policy")
+
+
+class FieldChange(models.Model):
+    """One change to a governed field, as a source reported it or a person made it.
+
+    `object_type` is the model's label ("inventory.deployment"), `run_id` a plain sync run
+    id (no foreign key: inventory does not point at sources). Set-valued fields (bound
+    identities, dependencies) store sorted id lists. Read with `history.field_history`.
+    """
+
+    object_type = models.CharField(max_length=100)
+    object_id = models.BigIntegerField()
+    field = models.CharField(max_length=50)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    changed_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(
+        max_length=100, blank=True, help_text="The reporting source's label."
+    )
+    run_id = models.BigIntegerField(null=True, blank=True)
+    actor_kind = models.CharField(max_length=20, blank=True)
+    actor_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        indexes = [
+            # Per object, newest first (the history panel's keyset order).
+            models.Index(
+                fields=["object_type", "object_id", "-id"], name="fieldchange_object"
+            ),
+            # Per (object, field), latest: what the prune keeps and rules read.
+            models.Index(
+                fields=["object_type", "object_id", "field", "-id"],
+                name="fieldchange_field_latest",
+            ),
+            models.Index(fields=["changed_at"], name="fieldchange_changed_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type}:{self.object_id} {self.field}"
+
+
+class ChangeNotice(models.Model):
+    """ "These objects changed": written by sources in the transaction that changed them,
+    claimed and consumed by governance (`history.change_notices_claim` / `_consume`)."""
+
+    object_type = models.CharField(max_length=100)
+    object_id = models.BigIntegerField()
+    source = models.CharField(max_length=100, blank=True)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["id"],
+                condition=Q(consumed_at__isnull=True),
+                name="changenotice_pending",
+            ),
+            models.Index(fields=["consumed_at"], name="changenotice_consumed_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type}:{self.object_id} ({self.source or 'by hand'})"

@@ -22,8 +22,8 @@ from django.utils import timezone
 import audit
 from audit.actors import Actor, ActorKind
 from audit.services import Change
+from inventory import cascades, history, permissions
 from inventory import models as m
-from inventory import permissions
 from inventory.snapshots import snapshot
 
 if TYPE_CHECKING:
@@ -91,6 +91,17 @@ def change_record(
     )
 
 
+def hand_history(*, actor: Any, deltas: list[history.Delta]) -> None:
+    """History rows (and change notices) for governed fields changed through a service: by
+    hand, or by a source (a registry reporting an approval), whose label they then carry."""
+    if deltas:
+        source = ""
+        if isinstance(actor, Actor) and actor.kind == ActorKind.SOURCE:
+            source = actor.label
+        history.record_changes(deltas=deltas, actor=actor, source=source)
+        history.announce(objects=history.changed_objects(deltas), source=source)
+
+
 def _action_name(obj: Model, verb: str) -> str:
     return f"{obj._meta.model_name}.{verb}"
 
@@ -116,15 +127,27 @@ def object_create(
         raise PermissionDenied(permissions.ADMIN_ONLY)
     _require_owned_team(actor, instance)
     instance.full_clean()
+    dependencies = (
+        history.dependency_ids([instance.downstream_id])
+        if isinstance(instance, m.Dependency)
+        else None
+    )
     instance.save()
     _set_m2m(instance, m2m)
+    after = snapshot(instance)
     change_record(
         actor=actor,
         action=_action_name(instance, "create"),
         target=instance,
         before=None,
-        after=snapshot(instance),
+        after=after,
     )
+    deltas = history.dependency_deltas(dependencies) if dependencies else []
+    if isinstance(instance, m.NonHumanIdentity) and after.get("deployments"):
+        deltas += history.binding_deltas(
+            {instance.pk: (set(), set(after["deployments"]))}
+        )
+    hand_history(actor=actor, deltas=deltas)
     return instance
 
 
@@ -161,6 +184,9 @@ def object_update(
             before=before,
             after=after,
         )
+        hand_history(
+            actor=actor, deltas=history.diff_snapshots(instance, before, after)
+        )
     return instance
 
 
@@ -168,30 +194,42 @@ def object_update(
 def object_delete(*, actor: User, instance: Model) -> None:
     if not permissions.can_delete(actor, instance):
         raise PermissionDenied(permissions.ADMIN_ONLY)
+    _delete_audited(
+        actor=actor, instance=instance, action=_action_name(instance, "delete")
+    )
+
+
+def _delete_audited(*, actor: User | None, instance: Model, action: str) -> None:
+    """Delete with one event for the object and one for each governed row its delete
+    removes or changes by cascade (versions, dependencies, bindings, version references)."""
     before = snapshot(instance)
-    # Record first: the target still exists, and a failed delete rolls the record back too.
-    change_record(
+    events, deltas, counts = cascades.collect(instance, owning_team_id)
+    if counts:
+        before["cascade"] = counts
+    # Record first: the targets still exist, and a failed delete rolls the record back too.
+    audit.record_many(
         actor=actor,
-        action=_action_name(instance, "delete"),
-        target=instance,
-        before=before,
-        after=None,
+        changes=[
+            Change(action, instance, before, None, owning_team_id(instance)),
+            *events,
+        ],
+    )
+    edges = (
+        history.dependency_ids([instance.downstream_id])
+        if isinstance(instance, m.Dependency)
+        else None
     )
     instance.delete()
+    if edges:
+        deltas += history.dependency_deltas(edges)
+    hand_history(actor=actor, deltas=deltas)
 
 
 @transaction.atomic
 def dependency_remove(*, actor: User, dependency: m.Dependency) -> None:
     """Owners of the downstream deployment may remove its edges (object_delete is admin-only)."""
     permissions.require_change(actor, dependency.downstream)
-    change_record(
-        actor=actor,
-        action="dependency.delete",
-        target=dependency,
-        before=snapshot(dependency),
-        after=None,
-    )
-    dependency.delete()
+    _delete_audited(actor=actor, instance=dependency, action="dependency.delete")
 
 
 IDENTITY_ALREADY_BOUND = "This identity can already invoke that deployment."
@@ -208,13 +246,15 @@ def identity_bind(
     if deployment.pk in before["deployments"]:
         raise ValidationError(IDENTITY_ALREADY_BOUND)
     identity.deployments.add(deployment)
+    after = snapshot(identity)
     change_record(
         actor=actor,
         action="nonhumanidentity.bind",
         target=identity,
         before=before,
-        after=snapshot(identity),
+        after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(identity, before, after))
 
 
 @transaction.atomic
@@ -226,13 +266,15 @@ def identity_unbind(
     if deployment.pk not in before["deployments"]:
         raise ValidationError(IDENTITY_NOT_BOUND)
     identity.deployments.remove(deployment)
+    after = snapshot(identity)
     change_record(
         actor=actor,
         action="nonhumanidentity.unbind",
         target=identity,
         before=before,
-        after=snapshot(identity),
+        after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(identity, before, after))
 
 
 # ---------------------------------------------------------------------------
@@ -547,6 +589,7 @@ def model_version_set_approval(
         before=before,
         after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(version, before, after))
     if make_baseline and approval == Approval.APPROVED:
         aimodel_set_baseline(actor=actor, model=version.model, version=version)
     return version
@@ -614,6 +657,16 @@ def model_versions_registry_report(
             moved, ["approval", "approved_at", "updated_at"], batch_size=500
         )
         audit.record_many(actor=actor, changes=changes)
+        hand_history(
+            actor=actor,
+            deltas=[
+                delta
+                for change in changes
+                for delta in history.diff_snapshots(
+                    change.target, change.before, change.after
+                )
+            ],
+        )
     return refused
 
 
@@ -756,6 +809,7 @@ def deployment_set_status(
         before=before,
         after=after,
     )
+    hand_history(actor=actor, deltas=history.diff_snapshots(deployment, before, after))
     return deployment
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from inventory import views
+from inventory import views, views_history
 
 app_name = "inventory"
 
@@ -43,6 +43,15 @@ for key, plural in PLURALS.items():
             name=f"{key}_delete",
         ),
     ]
+urlpatterns += [
+    path(
+        f"{PLURALS[key]}/<int:pk>/history/",
+        views_history.field_history,
+        {"key": key},
+        name=f"{key}_history",
+    )
+    for key in views_history.HISTORY_KEYS
+]
 urlpatterns += [
     path("lookup/<str:kind>/", views.lookup, name="lookup"),
     path("identities/<int:pk>/bind/", views.identity_bind, name="identity_bind"),

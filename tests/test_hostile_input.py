@@ -300,3 +300,18 @@ def test_a_session_ends_12_hours_after_login_however_busy(client, password, sett
         response = client.get(reverse("dashboard"))
         assert response.status_code == 302
         assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.django_db
+def test_a_bearer_token_api_call_creates_no_session(client):
+    """The absolute session lifetime starts at a session's login; an API call made with a
+    token has no session and must not be given one."""
+    from inventory import services as inventory_services
+
+    _, raw = inventory_services.api_token_issue(
+        actor=None, name="no-session", scopes=["read"], days=1
+    )
+    response = client.get("/api/v1/teams/", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200
+    assert "sessionid" not in response.cookies
+    assert "__Host-sessionid" not in response.cookies

@@ -22,8 +22,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+import audit
+from audit.actors import Actor
+from audit.services import Change
+from inventory import history
 from inventory import models as m
-from inventory.services import change_record
 from inventory.snapshots import snapshot
 from sources import models as sm
 from sources.sync import services
@@ -123,7 +126,7 @@ def duplicate_of(event: DeployEvent) -> sm.DeploymentEvent | None:
     )
 
 
-def _model(name: str, label: str, now: datetime, actor_label: str) -> m.AIModel:
+def _model(name: str, label: str, now: datetime, created: list[Change]) -> m.AIModel:
     """The model by name from any source (the registry's wins over observed ones)."""
     found = (
         m.AIModel.objects.filter(name=name)
@@ -132,7 +135,7 @@ def _model(name: str, label: str, now: datetime, actor_label: str) -> m.AIModel:
     )
     if found is not None:
         return found
-    model, created = m.AIModel.objects.get_or_create(
+    model, was_created = m.AIModel.objects.get_or_create(
         source=label,
         external_id=f"model:{name}",
         defaults={
@@ -142,25 +145,20 @@ def _model(name: str, label: str, now: datetime, actor_label: str) -> m.AIModel:
             "seen_at": now,
         },
     )
-    if created:
-        change_record(
-            actor=None,
-            actor_label=actor_label,
-            action="aimodel.create",
-            target=model,
-            before=None,
-            after=snapshot(model),
+    if was_created:
+        created.append(
+            Change("aimodel.create", model, None, snapshot(model), model.team_id)
         )
     return model
 
 
 def _version(
-    model: m.AIModel, version: str, label: str, now: datetime, actor_label: str
+    model: m.AIModel, version: str, label: str, now: datetime, created: list[Change]
 ) -> m.ModelVersion:
     found = m.ModelVersion.objects.filter(model=model, version=version).first()
     if found is not None:
         return found
-    created = m.ModelVersion.objects.create(
+    row = m.ModelVersion.objects.create(
         model=model,
         version=version,
         approval=m.ModelVersion.Approval.PENDING,
@@ -168,15 +166,10 @@ def _version(
         external_id=f"version:{model.pk}:{version}",
         seen_at=now,
     )
-    change_record(
-        actor=None,
-        actor_label=actor_label,
-        action="modelversion.create",
-        target=created,
-        before=None,
-        after=snapshot(created),
+    created.append(
+        Change("modelversion.create", row, None, snapshot(row), model.team_id)
     )
-    return created
+    return row
 
 
 # Deployment.external_id holds 500 characters; "<environment>|<endpoint>" can be 521.
@@ -230,8 +223,10 @@ def _record(event: DeployEvent, token: m.APIToken) -> sm.DeploymentEvent:
         source = cicd_source(actor_label=actor_label)
         label = source.source_label
         now = timezone.now()
-        model = _model(event.model, label, now, actor_label)
-        version = _version(model, event.version, label, now, actor_label)
+        # The push's audit events, written together at the end (one lock of the chain).
+        events: list[Change] = []
+        model = _model(event.model, label, now, events)
+        version = _version(model, event.version, label, now, events)
         external_id = deployment_external_id(event.environment, event.endpoint)
         fields = {
             "name": _deployment_name(event),
@@ -273,28 +268,39 @@ def _record(event: DeployEvent, token: m.APIToken) -> sm.DeploymentEvent:
             last_run_at=now,
             last_success_at=now,
         )
-        change_record(
-            actor=None,
-            actor_label=actor_label,
-            action=EVENT_ACTION,
-            target=deployment,
-            before=before,
-            after={
-                **snapshot(deployment),
-                "deploy_event": {
-                    "id": row.pk,
-                    "model": event.model,
-                    "version": event.version,
-                    "environment": event.environment,
-                    "endpoint": event.endpoint,
-                    "commit": event.commit,
-                    "pipeline": event.pipeline,
-                    "pipeline_run": event.pipeline_run,
-                    "deployed_at": event.deployed_at.isoformat()
-                    if event.deployed_at
-                    else None,
+        after = snapshot(deployment)
+        deltas = history.diff_snapshots(deployment, before, after)
+        history.record_changes(
+            deltas=deltas, actor=Actor.token(token.prefix), source=label
+        )
+        events.append(
+            Change(
+                EVENT_ACTION,
+                deployment,
+                before,
+                {
+                    **after,
+                    "deploy_event": {
+                        "id": row.pk,
+                        "model": event.model,
+                        "version": event.version,
+                        "environment": event.environment,
+                        "endpoint": event.endpoint,
+                        "commit": event.commit,
+                        "pipeline": event.pipeline,
+                        "pipeline_run": event.pipeline_run,
+                        "deployed_at": event.deployed_at.isoformat()
+                        if event.deployed_at
+                        else None,
+                    },
                 },
-            },
+                deployment.team_id,
+            )
+        )
+        audit.record_many(actor=None, actor_label=actor_label, changes=events)
+        history.announce(
+            objects={(e.target._meta.label_lower, e.target.pk) for e in events},
+            source=label,
         )
         return row
 

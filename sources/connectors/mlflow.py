@@ -897,6 +897,7 @@ class MLflowConnector(Connector):
                 services.aimodel_set_baseline(
                     actor=actor, model=model, version=versions[target]
                 )
+                ctx.touched.add((m.AIModel._meta.label_lower, model.pk))
 
     # -- revoking ----------------------------------------------------------------------
     def revoke(self, obj: Any, ctx: FetchContext) -> str:

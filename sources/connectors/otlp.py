@@ -165,6 +165,7 @@ class OtlpConnector(Connector):
             buckets=result.buckets,
             deployments=result.deployments,
         )
+        otlp.push_record(source=ctx.source, result=result, run_id=ctx.run.pk)
         for ext in result.deployments_created:
             ctx._note_change("created", m.Deployment, ext)
         for ext in result.models_created:

@@ -45,6 +45,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+import audit
+from audit.actors import Actor
+from inventory import history
 from inventory import models as m
 from sources import models as sm
 
@@ -588,6 +591,9 @@ class ApplyResult:
     deployments: int = 0
     deployments_created: list[str] = field(default_factory=list)
     models_created: list[str] = field(default_factory=list)
+    # ids of the rows above, as the audit event and the change notices name them
+    deployment_ids_created: list[int] = field(default_factory=list)
+    model_ids_created: list[int] = field(default_factory=list)
 
 
 def apply_aggregate(
@@ -766,6 +772,7 @@ def _create_observed(
             ).values_list("external_id", "pk")
         )
     result.deployments_created.extend(o.external_id for o in objs)
+    result.deployment_ids_created.extend(by_ext[o.external_id] for o in objs)
     return {key: by_ext[observed_external_id(*key)] for key in keys}
 
 
@@ -824,6 +831,7 @@ def _model_ids(
         )
     ids.update(by_name)
     result.models_created.extend(o.external_id for o in objs)
+    result.model_ids_created.extend(by_name[o.name] for o in objs)
     return ids
 
 
@@ -1081,6 +1089,51 @@ def _ns_datetime(ns: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)
 
 
+PUSH_CREATE_ACTION = "datasource.push_create"
+
+
+def push_record(
+    *, source: sm.DataSource, result: ApplyResult, run_id: int | None = None
+) -> None:
+    """One audit event per push naming what it created, and their change notices.
+
+    Call in the push's transaction. Rows a concurrent push created a moment earlier (ON
+    CONFLICT) are named by both: an event too many, never one too few.
+    """
+    if not (result.deployment_ids_created or result.model_ids_created):
+        return
+    label = source.source_label
+    audit.record(
+        actor=Actor.source(label),
+        action=PUSH_CREATE_ACTION,
+        target=source,
+        after={
+            "run": run_id,
+            "deployments": [
+                {"id": pk, "external_id": ext}
+                for pk, ext in zip(
+                    result.deployment_ids_created,
+                    result.deployments_created,
+                    strict=True,
+                )
+            ],
+            "models": [
+                {"id": pk, "external_id": ext}
+                for pk, ext in zip(
+                    result.model_ids_created, result.models_created, strict=True
+                )
+            ],
+        },
+        team_id=source.team_id,
+    )
+    history.announce(
+        objects=[(history.DEPLOYMENT, pk) for pk in result.deployment_ids_created]
+        + [(m.AIModel._meta.label_lower, pk) for pk in result.model_ids_created],
+        source=label,
+        run_id=run_id,
+    )
+
+
 # ---------------------------------------------------------------------------
 # The receiver's source
 # ---------------------------------------------------------------------------
@@ -1181,5 +1234,7 @@ def ingest(request: ExportTraceServiceRequest, *, cache: TTLCache) -> IngestResu
         raise OtlpError(403, SOURCE_DISABLED)
     agg = Aggregate().add_request(request)
     applied = apply_aggregate(agg, source_label=source.label, cache=cache)
+    if applied.deployment_ids_created or applied.model_ids_created:
+        push_record(source=sm.DataSource.objects.get(pk=source.pk), result=applied)
     touch_source(source)
     return IngestResult(agg.spans, agg.genai, agg.ignored, agg.rejected, applied)

@@ -18,7 +18,12 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+import audit
+from audit.actors import Actor
+from audit.services import Change
+from inventory import history
 from inventory import models as m
+from inventory.snapshots import json_safe
 from sources import models as sm
 
 MAX_STORED_ERRORS = 500
@@ -64,6 +69,8 @@ class ApplyContext:
     changes: list[dict[str, Any]] = field(default_factory=list)
     # Per-run caches: name -> id lookups a connector repeats across batches.
     cache: dict[str, dict[Any, Any]] = field(default_factory=dict)
+    # Objects changed in the batch being applied, announced when it commits (`announce`).
+    touched: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -72,6 +79,27 @@ class ApplyContext:
     @property
     def dry_run(self) -> bool:
         return self.run.dry_run
+
+    @property
+    def actor(self) -> Actor:
+        return Actor.source(self.label)
+
+    # -- history, audit and the change queue ---------------------------------------------
+    def record_history(self, deltas: list[history.Delta]) -> None:
+        """History rows for governed fields this run changed (in the batch's transaction)."""
+        if deltas:
+            history.record_changes(
+                deltas=deltas, actor=self.actor, source=self.label, run_id=self.run.pk
+            )
+            self.touched |= history.changed_objects(deltas)
+
+    def announce(self) -> None:
+        """Queue the batch's changed objects for governance; call inside its transaction."""
+        if self.touched:
+            history.announce(
+                objects=self.touched, source=self.label, run_id=self.run.pk
+            )
+            self.touched.clear()
 
     # -- errors ----------------------------------------------------------------------
     def error(self, external_id: str, reason: str, excerpt: str = "") -> None:
@@ -90,6 +118,7 @@ class ApplyContext:
         self.counts.seen = seen
         del self.errors[n_errors:]
         del self.changes[n_changes:]
+        self.touched.clear()  # rolled back with the batch, never announced
         self.cache.clear()  # ids created in the rolled-back transaction are gone
 
     def _note_change(self, action: str, model: type[models.Model], ext: str, **extra):
@@ -153,8 +182,8 @@ class ApplyContext:
                 unchanged.append(pk)
             else:
                 changed.append(model(pk=pk, **common))
-        if changed and len(self.changes) < MAX_SAMPLE_CHANGES:
-            self._sample_updates(model, changed, names)
+        if changed:
+            self._record_updates(model, changed, names)
         update_fields = sorted(
             names | {"content_hash", "seen_at", "gone_at", "updated_at"}
         )
@@ -181,34 +210,90 @@ class ApplyContext:
             model._default_manager.bulk_update(changed, update_fields, batch_size=500)
         if unchanged:
             model._default_manager.filter(pk__in=unchanged).update(seen_at=now)
+        if new:
+            self._record_created(model, new, result)
         self.counts.created += len(new)
         self.counts.updated += len(changed)
         self.counts.unchanged += len(unchanged)
         return result
 
-    def _sample_updates(
+    def _record_created(
+        self, model: type[models.Model], new: list[models.Model], ids: dict[str, int]
+    ) -> None:
+        """One audit event per batch naming what it created, and their notices."""
+        label = model._meta.label_lower
+        created = [
+            {"id": ids[o.external_id], "external_id": o.external_id}
+            for o in new
+            if ids.get(o.external_id)
+        ]
+        self.touched |= {(label, row["id"]) for row in created}
+        audit.record(
+            actor=self.actor,
+            action=f"{model._meta.model_name}.sync_create",
+            target=self.source,
+            after={"run": self.run.pk, "model": label, "created": created},
+            team_id=self.source.team_id,
+        )
+
+    def _record_updates(
         self, model: type[models.Model], changed: list[models.Model], names: set[str]
     ) -> None:
-        room = MAX_SAMPLE_CHANGES - len(self.changes)
-        sample = changed[:room]
-        attnames = [model._meta.get_field(n).attname for n in names]
+        """Before the UPDATE: history rows, one audit event per changed object, notices
+        and the run's sample of changes, from one read of the changed rows."""
+        # Only what the source sent: a field it does not send keeps its stored value.
+        attnames = sorted({model._meta.get_field(n).attname for n in names})
+        team = _TEAM_PATH.get(model)
+        extra_values: dict[str, Any] = {"team_of": models.F(team)} if team else {}
+        if model is m.ModelVersion:  # its str() names the model: no query per event
+            extra_values.update(
+                model_of=models.F("model_id"), model_name_of=models.F("model__name")
+            )
         before = {
             row["pk"]: row
-            for row in model._default_manager.filter(
-                pk__in=[o.pk for o in sample]
-            ).values("pk", "gone_at", *attnames)
+            for row in model._default_manager.filter(pk__in=[o.pk for o in changed])
+            .order_by()
+            .values("pk", "gone_at", *attnames, **extra_values)
         }
-        for obj in sample:
+        deltas: list[history.Delta] = []
+        events: list[Change] = []
+        for obj in changed:
             old = before.get(obj.pk, {})
+            new_values = {a: getattr(obj, a) for a in attnames}
+            deltas += history.diff_values(model, obj.pk, old, new_values)
             diff = {
-                name: [_plain(old.get(name)), _plain(getattr(obj, name))]
-                for name in attnames
-                if _plain(old.get(name)) != _plain(getattr(obj, name))
+                a: [_plain(old.get(a)), _plain(v)]
+                for a, v in new_values.items()
+                if _plain(old.get(a)) != _plain(v)
             }
-            extra = {"fields": diff}
-            if old.get("gone_at"):
-                extra["returned"] = True
-            self._note_change("updated", model, obj.external_id, **extra)
+            returned = bool(old.get("gone_at"))
+            if "model_name_of" in old:
+                m.ModelVersion.model.field.set_cached_value(
+                    obj, m.AIModel(pk=old["model_of"], name=old["model_name_of"])
+                )
+            events.append(
+                Change(
+                    action=f"{model._meta.model_name}.sync_update",
+                    target=obj,
+                    before=json_safe({a: old_new[0] for a, old_new in diff.items()}),
+                    after=json_safe(
+                        {
+                            **{a: old_new[1] for a, old_new in diff.items()},
+                            "run": self.run.pk,
+                            **({"returned": True} if returned else {}),
+                        }
+                    ),
+                    team_id=old.get("team_of"),
+                )
+            )
+            if len(self.changes) < MAX_SAMPLE_CHANGES:
+                extra: dict[str, Any] = {"fields": diff}
+                if returned:
+                    extra["returned"] = True
+                self._note_change("updated", model, obj.external_id, **extra)
+        self.record_history(deltas)
+        self.touched |= {(model._meta.label_lower, o.pk) for o in changed}
+        audit.record_many(actor=self.actor, changes=events)
 
     def bind(
         self,
@@ -226,9 +311,12 @@ class ApplyContext:
         ).values_list("nonhumanidentity_id", "deployment_id"):
             current.setdefault(ident, set()).add(dep)
         add = []
+        moved: dict[int, tuple[set[int], set[int]]] = {}
         for ident in identity_ids:
             wanted = deployment_ids_by_identity.get(ident, set())
             have = current.get(ident, set())
+            if wanted != have:
+                moved[ident] = (have, set(wanted))
             add += [
                 through(nonhumanidentity_id=ident, deployment_id=d)
                 for d in wanted - have
@@ -239,6 +327,30 @@ class ApplyContext:
                 ).delete()
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
+        if moved:
+            self._record_bindings(moved)
+
+    def _record_bindings(self, moved: dict[int, tuple[set[int], set[int]]]) -> None:
+        """History on both sides and one audit event per identity whose bindings moved."""
+        self.record_history(history.binding_deltas(moved))
+        names, teams = {}, {}
+        for pk, name, team_id in m.NonHumanIdentity.objects.filter(
+            pk__in=list(moved)
+        ).values_list("pk", "name", "team_id"):
+            names[pk], teams[pk] = name, team_id
+        audit.record_many(
+            actor=self.actor,
+            changes=[
+                Change(
+                    action="nonhumanidentity.sync_bind",
+                    target=m.NonHumanIdentity(pk=ident, name=names.get(ident, "")),
+                    before={"deployments": sorted(old)},
+                    after={"deployments": sorted(new), "run": self.run.pk},
+                    team_id=teams.get(ident),
+                )
+                for ident, (old, new) in sorted(moved.items())
+            ],
+        )
 
     # -- lookups shared by connectors --------------------------------------------------
     def model_ids_by_name(self, names: Iterable[str]) -> dict[str, int]:
@@ -334,6 +446,16 @@ class ApplyContext:
 
     def team_id(self) -> int | None:
         return self.source.team_id
+
+
+# Where a row's owning team is, for the audit event's team.
+_TEAM_PATH: dict[type[models.Model], str] = {
+    m.AIModel: "team_id",
+    m.ModelVersion: "model__team_id",
+    m.System: "team_id",
+    m.Deployment: "team_id",
+    m.NonHumanIdentity: "team_id",
+}
 
 
 def _plain(value: Any) -> Any:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Model
 
+from audit.actors import as_actor
+from inventory import history, permissions
 from inventory import models as m
-from inventory import permissions
 from inventory.services import change_record
 from inventory.snapshots import snapshot
 from sources import models as sm
@@ -152,6 +153,13 @@ def _record(
         current.save(update_fields=["status", "updated_at"])
         obj.status = current.status
     after = snapshot(current)
+    deltas = history.diff_snapshots(current, before, after)
+    history.record_changes(
+        deltas=deltas, actor=as_actor(actor, actor_label), source=source.source_label
+    )
+    history.announce(
+        objects=[(current._meta.label_lower, current.pk)], source=source.source_label
+    )
     after["revoked_at_source"] = {"source": source.pk, "result": message}
     change_record(
         actor=actor,

@@ -28,6 +28,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+import audit
+from audit.services import Change
 from inventory.services import change_record
 from sources import models as sm
 from sources.connectors import CONNECTORS
@@ -357,6 +359,7 @@ def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
     with transaction.atomic():
         connector.finish(ctx)
         _mark_gone(connector, ctx)
+        ctx.announce()
 
 
 def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
@@ -364,6 +367,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
     try:
         with transaction.atomic():
             connector.apply(batch, ctx)
+            ctx.announce()
         return
     except LostLease:
         raise
@@ -375,6 +379,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
         try:
             with transaction.atomic():
                 connector.apply([record], ctx)
+                ctx.announce()
         except LostLease:
             raise
         except Exception as exc:
@@ -382,16 +387,47 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
             ctx.error(record.external_id, f"Not applied: {exc}")
 
 
+GONE_CHUNK = 1000
+
+
 def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
-    """Rows this source reported before but not in this (complete) run are gone."""
+    """Rows this source reported before but not in this (complete) run are gone.
+
+    One audit event per model (per thousand rows) names them; each is announced.
+    """
     now = timezone.now()
     for model in connector.owns:
-        stale = model._default_manager.filter(
-            source=ctx.label, gone_at__isnull=True
-        ).filter(Q(seen_at__lt=ctx.started_at) | Q(seen_at__isnull=True))
-        for ext in stale.values_list("external_id", flat=True)[:10]:
+        stale = list(
+            model._default_manager.filter(source=ctx.label, gone_at__isnull=True)
+            .filter(Q(seen_at__lt=ctx.started_at) | Q(seen_at__isnull=True))
+            .order_by("pk")
+            .values_list("pk", "external_id")
+        )
+        if not stale:
+            continue
+        for _, ext in stale[:10]:
             ctx._note_change("gone", model, ext)
-        ctx.counts.gone += stale.update(gone_at=now)
+        label = model._meta.label_lower
+        events = []
+        for start in range(0, len(stale), GONE_CHUNK):
+            chunk = stale[start : start + GONE_CHUNK]
+            ctx.counts.gone += model._default_manager.filter(
+                pk__in=[pk for pk, _ in chunk]
+            ).update(gone_at=now)
+            events.append(
+                Change(
+                    action=f"{model._meta.model_name}.sync_gone",
+                    target=ctx.source,
+                    after={
+                        "run": ctx.run.pk,
+                        "model": label,
+                        "gone": [{"id": pk, "external_id": ext} for pk, ext in chunk],
+                    },
+                    team_id=ctx.source.team_id,
+                )
+            )
+        ctx.touched |= {(label, pk) for pk, _ in stale}
+        audit.record_many(actor=ctx.actor, changes=events)
 
 
 def _finish_ok(ctx: ApplyContext) -> sm.SyncRun:

@@ -181,3 +181,30 @@ def test_a_revoked_identity_is_not_revoked_twice(revocable, admin_user):
         revoke_at_source(actor=admin_user, obj=identity)
     assert str(exc.value) == ALREADY_REVOKED.format(obj=identity)
     assert revocable.asked() == []
+
+
+def test_a_revoke_at_source_is_history_of_the_identity_and_announced(
+    revocable, admin_user
+):
+    identity = identity_of(revocable)
+    revoke_at_source(actor=admin_user, obj=identity)
+    row = m.FieldChange.objects.get()
+    assert (row.object_id, row.field, row.before, row.after) == (
+        identity.pk,
+        "status",
+        "active",
+        "disabled",
+    )
+    assert (row.source, row.actor_kind) == (revocable.source_label, "person")
+    notice = m.ChangeNotice.objects.get()
+    assert (notice.object_id, notice.source) == (identity.pk, revocable.source_label)
+
+
+def test_a_failed_revoke_writes_no_history(revocable, admin_user):
+    revocable.config["fail"] = "bug"
+    revocable.save()
+    identity = identity_of(revocable)
+    with pytest.raises(RevokeError):
+        revoke_at_source(actor=admin_user, obj=identity)
+    assert not m.FieldChange.objects.exists()
+    assert not m.ChangeNotice.objects.exists()
