@@ -174,26 +174,3 @@ def _resolve_field(model: type[Model], path: str):
         if field.is_relation:
             model = field.related_model
     return field
-
-
-def paginate_table(
-    request: Any,
-    queryset: QuerySet,
-    *,
-    table_class: type,
-    alias: str,
-    field: str,
-    descending: bool,
-) -> tuple[KeysetPage, Any]:
-    """One keyset page of `queryset` from the request's cursor, wrapped in its table."""
-    page = keyset_paginate(
-        queryset,
-        field=field,
-        descending=descending,
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
-    table = table_class(
-        page.rows, page=page, order_by=("-" if descending else "") + alias
-    )
-    return page, table
