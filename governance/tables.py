@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_tables2 as tables
-from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.models import AuditEvent
@@ -36,7 +35,7 @@ class AuditEventTable(KeysetTable):
     def render_seq(self, record: AuditEvent) -> str:
         return format_html(
             '<a href="{}">#{}</a>',
-            reverse("governance:audit_detail", args=[record.seq]),
+            self.urls.path("governance:audit_detail", record.seq),
             record.seq,
         )
 

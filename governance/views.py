@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
@@ -25,8 +22,7 @@ from governance.filters import KNOWN_ACTIONS
 from inventory import permissions
 from inventory import selectors as inventory_selectors
 from inventory import services as inventory_services
-from inventory.csv_export import csv_stream
-from inventory.pagination import paginate_table, parse_sort
+from inventory.lists import ListPage, keyset_list
 from inventory.snapshots import diff
 
 AUDIT_SORTS = {"seq": "seq"}
@@ -63,71 +59,49 @@ OBJECT_PAGES = {
 # ---------------------------------------------------------------------------
 # Audit log
 # ---------------------------------------------------------------------------
-@require_GET
-@vary_on_headers("HX-Request")  # never let a cache serve the fragment as the page
-def audit_list(request: HttpRequest) -> HttpResponse:
-    events = selectors.audit_event_list(user=request.user)  # 403 for roles without it
-    filterset = filters.AuditEventFilter(request.GET or None, queryset=events)
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else events
-    alias, sort_field, descending = parse_sort(
-        request.GET.get("sort"), AUDIT_SORTS, AUDIT_DEFAULT_SORT
-    )
-    if request.GET.get("export") == "csv":
-        return _audit_csv(
-            queryset.order_by(f"-{sort_field}" if descending else sort_field)
-        )
-
-    page, table = paginate_table(
-        request,
-        queryset,
-        table_class=tables.AuditEventTable,
-        alias=alias,
-        field=sort_field,
-        descending=descending,
-    )
-    context = {
-        "filter": filterset,
-        "table": table,
-        "page": page,
-        "known_actions": KNOWN_ACTIONS,
-        # Chain status is the whole trail's: shown to the roles that read all of it.
-        "chain": selectors.audit_chain_status()
-        if permissions.reads_all(request.user)
-        else None,
-    }
-    template_name = "governance/audit_list.html"
-    # Filter changes and the boosted pager links inside #results both want the fragment; a
-    # history restore (back button, cache miss) wants the whole page.
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(request, template_name, context)
-
-
 def _json_cell(value: Any) -> str:
     if value is None:
         return ""
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _audit_csv(queryset: QuerySet[AuditEvent]) -> StreamingHttpResponse:
-    def rows() -> Iterator[list[Any]]:
-        for event in queryset.iterator(chunk_size=2000):
-            yield [
-                _json_cell(getattr(event, name))
-                if name in {"before", "after"}
-                else getattr(event, name)
-                for name in AUDIT_EXPORT_COLUMNS
-            ]
+AUDIT_LIST = ListPage(
+    title="Audit log",
+    description="Every governed change, append-only and hash-chained: who did what to "
+    "which object, and when.",
+    filterset=filters.AuditEventFilter,
+    table=tables.AuditEventTable,
+    sorts=AUDIT_SORTS,
+    default_sort=AUDIT_DEFAULT_SORT,
+    export_columns=[
+        (name, (lambda e, n=name: _json_cell(getattr(e, n))))
+        if name in {"before", "after"}
+        else (name, name)
+        for name in AUDIT_EXPORT_COLUMNS
+    ],
+    export_name="audit",
+    noun="event",
+    header_template="governance/_audit_list_header.html",
+    filters_template="governance/_audit_list_filters.html",
+)
 
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-    response = StreamingHttpResponse(
-        csv_stream(AUDIT_EXPORT_COLUMNS, rows()),
-        content_type="text/csv; charset=utf-8",
+
+@require_GET
+@vary_on_headers("HX-Request")  # never let a cache serve the fragment as the page
+def audit_list(request: HttpRequest) -> HttpResponse:
+    events = selectors.audit_event_list(user=request.user)  # 403 for roles without it
+    return keyset_list(
+        request,
+        page=AUDIT_LIST,
+        base=events,
+        context={
+            "known_actions": KNOWN_ACTIONS,
+            # Chain status is the whole trail's: shown to the roles that read all of it.
+            "chain": selectors.audit_chain_status()
+            if permissions.reads_all(request.user)
+            else None,
+        },
     )
-    response["Content-Disposition"] = (
-        f'attachment; filename="runproof-audit-{stamp}.csv"'
-    )
-    return response
 
 
 def _object_url(event: AuditEvent) -> str:

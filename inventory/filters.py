@@ -53,25 +53,29 @@ class BaseFilter(df.FilterSet):
             # Before the querysets below: setting one refreshes the current widget's choices.
             use_fast_select(field)
         if "team" in self.filters and user is not None:
-            self.form.fields["team"].queryset = permissions.scope(
-                m.Team.objects.all(), user
-            )
+            # Hundreds of teams at enterprise scale: a type-ahead, not a <select> of all.
+            field = self.form.fields["team"]
+            field.queryset = permissions.scope(m.Team.objects.all(), user)
+            self._lookup("team", "team", "filter-team")
         if "owner" in self.filters and user is not None:
             # Thousands of people: a type-ahead, not a <select> of everyone.
-            field = self.form.fields["owner"]
-            field.queryset = selectors.person_list(user=user)
-            field.widget = LookupInput(
-                "user",
-                attrs={
-                    "class": "form-control form-control-sm",
-                    "id": "filter-owner",
-                    "placeholder": "Any",
-                },
-            )
-            raw = (
-                self.data.get(self.form.add_prefix("owner")) if self.is_bound else None
-            )
-            field.widget.current_label = describe_choice(field, raw)
+            self.form.fields["owner"].queryset = selectors.person_list(user=user)
+            self._lookup("owner", "user", "filter-owner")
+
+    def _lookup(self, name: str, kind: str, widget_id: str) -> None:
+        """Choose `name` by type-ahead; the chosen object's label costs a query only when
+        one is chosen."""
+        field = self.form.fields[name]
+        field.widget = LookupInput(
+            kind,
+            attrs={
+                "class": "form-control form-control-sm",
+                "id": widget_id,
+                "placeholder": "Any",
+            },
+        )
+        raw = self.data.get(self.form.add_prefix(name)) if self.is_bound else None
+        field.widget.current_label = describe_choice(field, raw)
 
     def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()[:200]
@@ -108,6 +112,25 @@ class SourcedFilter(BaseFilter):
         widget=forms.Select(choices=source_choices),
     )
     gone = df.ChoiceFilter(method="filter_gone", label="Gone", choices=GONE_CHOICES)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._source_names: dict[str, str] | None = None
+        # Read when the form renders (never for the API), once however often it iterates;
+        # the list's source column reads the same names (inventory.lists).
+        self.form.fields["source"].widget.choices = self._source_choices
+
+    def source_names(self) -> dict[str, str]:
+        if self._source_names is None:
+            self._source_names = source_names.names()
+        return self._source_names
+
+    def _source_choices(self) -> list[tuple[str, str]]:
+        return [
+            ("", "Any"),
+            (m.MANUAL_SOURCE, "Typed in (manual)"),
+            *self.source_names().items(),
+        ]
 
     def filter_gone(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == "present":

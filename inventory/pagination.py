@@ -83,10 +83,7 @@ def keyset_paginate(
     if cursor is not None:
         # A cursor is user input: one that does not fit the field (forged, or from another
         # sort) starts from the first page rather than failing.
-        try:
-            cursor = [model_field.to_python(cursor[0]), int(cursor[1])]
-        except (ValidationError, TypeError, ValueError, OverflowError):
-            cursor = None
+        cursor = _fit(model_field, cursor)
     backwards = bool(before and cursor)
 
     # Walking backwards reads the reversed order and flips the rows afterwards.
@@ -133,6 +130,43 @@ def keyset_paginate(
     )
 
 
+# The database's id range: an id past it cannot be a row (and overflows SQLite's integers).
+MAX_PK = 2**63 - 1
+
+
+def _fit(model_field: Any, cursor: list[Any]) -> list[Any] | None:
+    """(sort value, id) as the field's Python types, or None for a cursor no page made.
+
+    Pages only write scalars: a null, a list or an object in a cursor is forged, and so are
+    text the database cannot hold (NUL, lone surrogates) and numbers past its range.
+    """
+    raw, raw_pk = cursor
+    if raw is None or isinstance(raw, bool | list | dict):
+        return None
+    if isinstance(raw_pk, bool) or not isinstance(raw_pk, int | str):
+        return None
+    if isinstance(raw, str) and ("\x00" in raw or not _encodable(raw)):
+        return None
+    try:
+        value = model_field.to_python(raw)
+        pk = int(raw_pk)
+    except (ValidationError, TypeError, ValueError, OverflowError):
+        return None
+    if value is None or not -MAX_PK <= pk <= MAX_PK:
+        return None
+    if isinstance(value, int | float) and not -MAX_PK <= value <= MAX_PK:
+        return None
+    return [value, pk]
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _resolve_field(model: type[Model], path: str):
     field = None
     for part in path.split("__"):
@@ -140,26 +174,3 @@ def _resolve_field(model: type[Model], path: str):
         if field.is_relation:
             model = field.related_model
     return field
-
-
-def paginate_table(
-    request: Any,
-    queryset: QuerySet,
-    *,
-    table_class: type,
-    alias: str,
-    field: str,
-    descending: bool,
-) -> tuple[KeysetPage, Any]:
-    """One keyset page of `queryset` from the request's cursor, wrapped in its table."""
-    page = keyset_paginate(
-        queryset,
-        field=field,
-        descending=descending,
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-    )
-    table = table_class(
-        page.rows, page=page, order_by=("-" if descending else "") + alias
-    )
-    return page, table

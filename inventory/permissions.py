@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model, Q, QuerySet
+from django.db.models import CharField, F, Model, Q, QuerySet, Value
+from django.db.models.functions import Cast
 from django.http import Http404
 
 from inventory import models as m
@@ -57,18 +58,46 @@ def roles(user: User) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, "_runproof_roles", None)
     if cached is None:
-        names = set(user.groups.values_list("name", flat=True))
-        if user.is_superuser:
-            names.add(Role.ADMIN)
-        cached = frozenset(names)
-        user._runproof_roles = cached
+        _load_membership(user)
+        cached = user._runproof_roles
     return cached
+
+
+def _load_membership(user: User) -> None:
+    """The user's role names and team ids, in one query (every page needs both for an
+    owner), kept on the user object for the rest of the request."""
+    text = CharField()
+    groups = user.groups.annotate(
+        kind=Value("role", output_field=text), key=F("name")
+    ).values_list("kind", "key")
+    teams = (
+        m.Team.members.through.objects.filter(user_id=user.pk)
+        .annotate(
+            kind=Value("team", output_field=text),
+            key=Cast("team_id", output_field=text),
+        )
+        .values_list("kind", "key")
+    )
+    names: set[str] = set()
+    ids: set[int] = set()
+    for kind, key in groups.union(teams, all=True):
+        if kind == "role":
+            names.add(key)
+        else:
+            ids.add(int(key))
+    if user.is_superuser:
+        names.add(Role.ADMIN)
+    user._runproof_roles = frozenset(names)
+    user._runproof_team_ids = frozenset(ids)
 
 
 def team_ids(user: User) -> frozenset[int]:
     if not user.is_authenticated:
         return frozenset()
     cached = getattr(user, "_runproof_team_ids", None)
+    if cached is None and _api_token(user) is None:
+        _load_membership(user)
+        cached = user._runproof_team_ids
     if cached is None:
         cached = frozenset(
             m.Team.objects.filter(members=user).values_list("id", flat=True)

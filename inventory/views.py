@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.db.models import Model, ProtectedError, Q, QuerySet, RestrictedError
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -24,8 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
-from inventory.csv_export import csv_response
-from inventory.pagination import paginate_table, parse_sort
+from inventory.lists import Action, ListPage, keyset_list
 from inventory.usage import usage_context
 
 FORM_INVALID = "Please correct the errors below."
@@ -50,6 +50,21 @@ class ListSpec:
     @property
     def list_url(self) -> str:
         return reverse(f"inventory:{self.key}_list")
+
+    @cached_property
+    def page(self) -> ListPage:
+        return ListPage(
+            title=self.title,
+            description=self.description,
+            filterset=self.filterset,
+            table=self.table,
+            sorts=self.sorts,
+            default_sort=self.default_sort,
+            export_columns=self.export_columns,
+            export_related=self.export_related,
+            export_name=f"{self.key}s",
+            refresh_event=f"{self.key}sChanged",
+        )
 
 
 SPECS: dict[str, ListSpec] = {
@@ -220,51 +235,22 @@ def _spec(key: str) -> ListSpec:
 @vary_on_headers("HX-Request")  # never let a cache serve the fragment as the page
 def object_list(request: HttpRequest, key: str) -> HttpResponse:
     spec = _spec(key)
-    filterset = spec.filterset(
-        request.GET or None,
-        queryset=spec.selector(user=request.user),
-        user=request.user,
-    )
-    queryset = (
-        filterset.qs
-        if filterset.is_bound and filterset.is_valid()
-        else spec.selector(user=request.user)
-    )
-    alias, sort_field, descending = parse_sort(
-        request.GET.get("sort"), spec.sorts, spec.default_sort
-    )
-
-    if request.GET.get("export") == "csv":
-        ordered = queryset.select_related(*spec.export_related).order_by(
-            f"-{sort_field}" if descending else sort_field,
-            "-pk" if descending else "pk",
+    actions = []
+    if spec.form is not None and permissions.can_create(request.user, spec.model):
+        actions.append(
+            Action(
+                f"New {spec.model._meta.verbose_name}",
+                reverse(f"inventory:{key}_create"),
+                primary=True,
+            )
         )
-        return _csv_response(spec, ordered)
-
-    page, table = paginate_table(
+    return keyset_list(
         request,
-        queryset,
-        table_class=spec.table,
-        alias=alias,
-        field=sort_field,
-        descending=descending,
+        page=spec.page,
+        base=spec.selector(user=request.user),
+        actions=actions,
+        context={"spec": spec},
     )
-    context = {
-        "spec": spec,
-        "filter": filterset,
-        "table": table,
-        "page": page,
-        "can_create": spec.form is not None
-        and permissions.can_create(request.user, spec.model),
-    }
-    template_name = "inventory/object_list.html"
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(request, template_name, context)
-
-
-def _csv_response(spec: ListSpec, queryset: QuerySet) -> StreamingHttpResponse:
-    return csv_response(queryset, spec.export_columns, f"{spec.key}s")
 
 
 # ---------------------------------------------------------------------------

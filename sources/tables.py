@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import django_tables2 as tables
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 from django.utils.html import format_html
 
 from inventory import models as m
@@ -117,7 +116,7 @@ class SourceTable(KeysetTable):
             return "—"
         return format_html(
             '<a href="{}">{}</a>',
-            reverse("sources:run_detail", args=[record.last_run_id]),
+            self.urls.path("sources:run_detail", record.last_run_id),
             run_status_badge(status),
         )
 
@@ -171,14 +170,14 @@ class SyncRunTable(KeysetTable):
     def render_id(self, record: sm.SyncRun) -> str:
         return format_html(
             '<a href="{}" data-testid="run-link">#{}</a>',
-            reverse("sources:run_detail", args=[record.pk]),
+            self.urls.path("sources:run_detail", record.pk),
             record.pk,
         )
 
     def render_source(self, record: sm.SyncRun) -> str:
         return format_html(
             '<a href="{}">{}</a>',
-            reverse("sources:source_detail", args=[record.source_id]),
+            self.urls.path("sources:source_detail", record.source_id),
             record.source.name,
         )
 
@@ -235,7 +234,7 @@ class DeploymentEventTable(KeysetTable):
             return record.version
         return format_html(
             '<a href="{}">{}</a>',
-            record.model_version.get_absolute_url(),
+            self.urls.of(record.model_version),
             record.version,
         )
 
@@ -248,7 +247,7 @@ class DeploymentEventTable(KeysetTable):
             return format_html('<span class="text-break">{}</span>', record.endpoint)
         return format_html(
             '<a href="{}">{}</a>',
-            record.deployment.get_absolute_url(),
+            self.urls.of(record.deployment),
             record.deployment.name,
         )
 
@@ -264,6 +263,6 @@ class DeploymentEventTable(KeysetTable):
             return "—"
         return format_html(
             '<a href="{}">{}</a>',
-            record.sent_by.get_absolute_url(),
+            self.urls.of(record.sent_by),
             record.sent_by.name,
         )

@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db.models import Model
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,8 +25,7 @@ from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from inventory import models as m
 from inventory import permissions
-from inventory.csv_export import csv_response
-from inventory.pagination import paginate_table, parse_sort
+from inventory.lists import Action, ListPage, keyset_list
 from sources import filters, selectors
 from sources import models as sm
 from sources.connectors import CONNECTORS
@@ -141,91 +140,77 @@ def _require_admin(request: HttpRequest) -> None:
 
 
 # ---------------------------------------------------------------------------
-# List
+# Lists: sources, all runs, all deployment events
 # ---------------------------------------------------------------------------
+SOURCE_LIST = ListPage(
+    title="Sources",
+    description="The registries, runtimes and credential stores the inventory is read "
+    "from, and how their last syncs went.",
+    filterset=filters.DataSourceFilter,
+    table=SourceTable,
+    sorts=SORTS,
+    default_sort="name",
+    export_columns=EXPORT_COLUMNS,
+    export_name="sources",
+    export_chunk_size=500,
+    noun="source",
+    refresh_event="sourcesChanged",
+)
+RUN_LIST = ListPage(
+    title="Sync runs",
+    description="Every sync of every source: what started it, how it went, and what it "
+    "brought in.",
+    filterset=filters.SyncRunFilter,
+    table=SyncRunTable,
+    sorts=RUN_SORTS,
+    default_sort="-requested_at",
+    export_columns=RUN_EXPORT_COLUMNS,
+    export_name="runs",
+    export_chunk_size=500,
+    noun="run",
+    refresh_event="runsChanged",
+    breadcrumbs=(("Sources", "sources:source_list"),),
+)
+EVENT_LIST = ListPage(
+    title="Deployment events",
+    description="What CI/CD pipelines said they deployed: which model version, where, "
+    "from which commit and pipeline run.",
+    filterset=filters.DeploymentEventFilter,
+    table=DeploymentEventTable,
+    sorts=EVENT_SORTS,
+    default_sort="-received_at",
+    export_columns=EVENT_EXPORT_COLUMNS,
+    export_name="events",
+    export_chunk_size=500,
+    noun="event",
+    breadcrumbs=(("Sources", "sources:source_list"),),
+)
+
+
 @require_GET
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request")  # never let a cache serve the fragment as the page
 def source_list(request: HttpRequest) -> HttpResponse:
-    return _keyset_list(
+    actions = [Action("All runs", reverse("sources:run_list"), testid="all-runs")]
+    is_admin = permissions.is_admin(request.user)
+    if is_admin:
+        actions.append(
+            Action("New source", reverse("sources:source_new"), primary=True)
+        )
+    return keyset_list(
         request,
+        page=SOURCE_LIST,
         base=selectors.datasource_list(user=request.user),
-        filterset_class=filters.DataSourceFilter,
-        sorts=SORTS,
-        default_sort="name",
-        export_columns=EXPORT_COLUMNS,
-        export_name="sources",
-        table_class=SourceTable,
-        template_name="sources/source_list.html",
-        context={"is_admin": permissions.is_admin(request.user)},
+        actions=actions,
+        context={"is_admin": is_admin},
     )
 
 
-def _ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
-    """The export's order: the page's, ties broken by id as keyset pages break them."""
-    return queryset.order_by(
-        f"-{field}" if descending else field, "-pk" if descending else "pk"
-    )
-
-
-def _csv(
-    queryset: QuerySet, columns: list[tuple[str, Any]], name: str
-) -> StreamingHttpResponse:
-    return csv_response(queryset, columns, name, chunk_size=500)
-
-
-def _keyset_list(
-    request: HttpRequest,
-    *,
-    base: QuerySet,
-    filterset_class: type,
-    sorts: dict[str, str],
-    default_sort: str,
-    export_columns: list[tuple[str, Any]],
-    export_name: str,
-    table_class: type,
-    template_name: str,
-    context: dict[str, Any] | None = None,
-) -> HttpResponse:
-    """A filtered list paged by keyset, refreshed in place by HTMX, or its CSV export."""
-    filterset = filterset_class(request.GET or None, queryset=base, user=request.user)
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else base
-    alias, field, descending = parse_sort(request.GET.get("sort"), sorts, default_sort)
-    if request.GET.get("export") == "csv":
-        return _csv(_ordered(queryset, field, descending), export_columns, export_name)
-    page, table = paginate_table(
-        request,
-        queryset,
-        table_class=table_class,
-        alias=alias,
-        field=field,
-        descending=descending,
-    )
-    if request.htmx and not request.htmx.history_restore_request:
-        template_name += "#results"
-    return render(
-        request,
-        template_name,
-        {"filter": filterset, "table": table, "page": page, **(context or {})},
-    )
-
-
-# ---------------------------------------------------------------------------
-# All runs, all deployment events
-# ---------------------------------------------------------------------------
 @require_GET
 @vary_on_headers("HX-Request")
 def run_list(request: HttpRequest) -> HttpResponse:
     """Every run of every source (`?source=<id>` for one), filtered, sorted, paged by keyset."""
-    return _keyset_list(
-        request,
-        base=selectors.syncrun_list(user=request.user),
-        filterset_class=filters.SyncRunFilter,
-        sorts=RUN_SORTS,
-        default_sort="-requested_at",
-        export_columns=RUN_EXPORT_COLUMNS,
-        export_name="runs",
-        table_class=SyncRunTable,
-        template_name="sources/run_list.html",
+    return keyset_list(
+        request, page=RUN_LIST, base=selectors.syncrun_list(user=request.user)
     )
 
 
@@ -233,16 +218,8 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 def event_list(request: HttpRequest) -> HttpResponse:
     """Every deployment event pipelines sent, newest first, filtered and paged by keyset."""
-    return _keyset_list(
-        request,
-        base=selectors.deploymentevent_list(user=request.user),
-        filterset_class=filters.DeploymentEventFilter,
-        sorts=EVENT_SORTS,
-        default_sort="-received_at",
-        export_columns=EVENT_EXPORT_COLUMNS,
-        export_name="events",
-        table_class=DeploymentEventTable,
-        template_name="sources/event_list.html",
+    return keyset_list(
+        request, page=EVENT_LIST, base=selectors.deploymentevent_list(user=request.user)
     )
 
 

@@ -40,6 +40,10 @@ from inventory.pagination import encode_cursor
 from inventory.views import SPECS
 
 QUICK_SCALE = (60, 200, 600)
+# Targets (issue 7, item 9): queries per page, and server CPU for a 50-row list page.
+MAX_LIST_QUERIES = 6
+MAX_DETAIL_QUERIES = 8
+MAX_LIST_CPU_MS = 12.0
 WARMUPS = 3
 # How deep into the deployment list the "deep page" starts, as a share of the visible rows.
 DEEP_PAGE_AT = 0.9
@@ -65,6 +69,11 @@ FILTERED = [
     ("identity", "risk=ownerless"),
     ("aimodel", "lifecycle=retired"),
 ]
+SOURCE_LISTS = [
+    ("source list", "sources:source_list"),
+    ("sync run list", "sources:run_list"),
+    ("deployment event list", "sources:event_list"),
+]
 NOT_EMPTY = (
     "The inventory holds {models} models, {deployments} deployments and {identities} "
     "identities, short of the target {target}. Bench an empty database (it seeds one), or "
@@ -87,9 +96,19 @@ class Result:
     status: str = ""
     queries: int | None = None
     sql_ms: float | None = None
+    cpu: float | None = None
     p50: float | None = None
     p95: float | None = None
     kb: float | None = None
+
+    @property
+    def kind(self) -> str:
+        page = self.case.page
+        if "detail" in page:
+            return "detail"
+        if "list" in page or page.startswith("audit log"):
+            return "list"
+        return ""
 
 
 class Command(BaseCommand):
@@ -263,6 +282,9 @@ class Command(BaseCommand):
                 cases.append(self._detail(key, role, users[role]))
         for role in ROLES:
             cases.append(self._named("audit log", role, "governance:audit_list"))
+        for page, name in SOURCE_LISTS:
+            for role in ROLES:
+                cases.append(self._named(page, role, name))
         cases.append(
             self._literal("API GET /api/v1/deployments/", "token:read", API_DEPLOYMENTS)
         )
@@ -358,9 +380,13 @@ class Command(BaseCommand):
             result.kb = len(response.content) / 1024
             statuses = {response.status_code}
             times = []
+            cpu = []
             for _ in range(requests):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 statuses.add(get().status_code)
+                # The client runs in this process: CPU time is the server's work (plus
+                # the test client's), steadier than wall time on a shared machine.
+                cpu.append((time.process_time() - started_cpu) * 1000)
                 times.append((time.perf_counter() - started) * 1000)
         except (
             Exception
@@ -368,6 +394,7 @@ class Command(BaseCommand):
             result.status = f"error: {type(exc).__name__}: {exc}"[:300]
             return result
         result.status = "/".join(str(s) for s in sorted(statuses))
+        result.cpu = statistics.median(cpu)
         result.p50 = statistics.median(times)
         result.p95 = sorted(times)[max(0, math.ceil(0.95 * len(times)) - 1)]
         return result
@@ -382,6 +409,7 @@ class Command(BaseCommand):
             "status",
             "queries",
             "SQL ms",
+            "CPU ms",
             "p50 ms",
             "p95 ms",
             "KB",
@@ -394,6 +422,7 @@ class Command(BaseCommand):
                 r.status.split(":", 1)[0],
                 _fmt(r.queries, "{}"),
                 _fmt(r.sql_ms, "{:.1f}"),
+                _fmt(r.cpu, "{:.1f}"),
                 _fmt(r.p50, "{:.1f}"),
                 _fmt(r.p95, "{:.1f}"),
                 _fmt(r.kb, "{:.0f}"),
@@ -404,7 +433,7 @@ class Command(BaseCommand):
             max(len(header[i]), *(len(row[i]) for row in rows))
             for i in range(len(header))
         ]
-        numeric = {3, 4, 5, 6, 7}
+        numeric = {3, 4, 5, 6, 7, 8}
 
         def line(cells: tuple[str, ...]) -> str:
             return " | ".join(
@@ -426,6 +455,7 @@ class Command(BaseCommand):
                     "The floor ran 0 queries: query capture is not working."
                 )
             )
+        self.stdout.write(self._targets(results))
         for r in problems:
             self.stdout.write(
                 self.style.WARNING(
@@ -437,6 +467,26 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"Skipped: {r.case.page} [{r.case.role}]: {r.case.skip}"
                 )
+
+    def _targets(self, results: list[Result]) -> str:
+        """Which pages miss the targets: queries on lists and details, CPU on lists."""
+        misses = []
+        for r in results:
+            if r.queries is None or not r.kind:
+                continue
+            limit = MAX_LIST_QUERIES if r.kind == "list" else MAX_DETAIL_QUERIES
+            if r.queries > limit:
+                misses.append(f"{r.case.page} [{r.case.role}]: {r.queries} queries")
+            if r.kind == "list" and r.cpu is not None and r.cpu >= MAX_LIST_CPU_MS:
+                misses.append(f"{r.case.page} [{r.case.role}]: {r.cpu:.1f} ms CPU")
+        head = (
+            f"Targets: lists at most {MAX_LIST_QUERIES} queries and under "
+            f"{MAX_LIST_CPU_MS:.0f} ms CPU, detail pages at most {MAX_DETAIL_QUERIES} "
+            "queries: "
+        )
+        return head + (
+            "all met." if not misses else "missed by\n  " + "\n  ".join(misses)
+        )
 
     def _environment(self, requests: int) -> str:
         with connection.cursor() as cursor:

@@ -1,0 +1,150 @@
+"""Compiled rows: every list draws exactly the cells django-tables2 would, without its
+per-cell machinery. If a django-tables2 upgrade changes what a cell holds, these fail."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+from django.utils.html import conditional_escape
+from django_tables2.rows import BoundRow
+
+from governance import selectors as governance_selectors
+from governance.tables import AuditEventTable
+from inventory import models as m
+from inventory import services, tables
+from inventory.tables import KeysetTable, PageUrls
+from inventory.views import SPECS
+from sources import models as sm
+from sources import selectors as source_selectors
+from sources import tables as source_tables
+from sources.sync import services as source_services
+from tests.factories import (
+    AIModelFactory,
+    DeploymentFactory,
+    IdentityFactory,
+    ModelVersionFactory,
+    SystemFactory,
+    TeamFactory,
+    UserFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def everything(admin_user):
+    team = TeamFactory(description="Scores <credit> & risk")
+    person = UserFactory(teams=[team])
+    source = source_services.source_create(
+        actor=admin_user, name="CI & CD", kind="cicd"
+    )
+    model = AIModelFactory(team=team, owner=person, source=source.source_label)
+    AIModelFactory(team=None, owner=None, lifecycle="retired")
+    approved = ModelVersionFactory(
+        model=model, approval="approved", digest="sha256:" + "a" * 64
+    )
+    running = ModelVersionFactory(model=model)
+    system = SystemFactory(team=team, owner=person, business_purpose="x" * 120)
+    deployment = DeploymentFactory(
+        model=model,
+        team=team,
+        owner=person,
+        system=system,
+        observed_version=running,
+        approved_version=approved,
+        write_access=True,
+        decision_making=True,
+        exposure="external",
+        gone_at=timezone.now(),
+    )
+    DeploymentFactory(observed_version=None, observed_version_label="9.9", owner=None)
+    IdentityFactory(team=team, owner=person, deployments=[deployment])
+    IdentityFactory(team=None, owner=None)
+    sm.SyncRun.objects.create(
+        source=source,
+        trigger="manual",
+        requested_by=admin_user,
+        requested_at=timezone.now(),
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        status="failed",
+        error="boom",
+        dry_run=True,
+    )
+    sm.DataSource.objects.filter(pk=source.pk).update(
+        last_error="a\n  long <error> " * 20, last_success_at=timezone.now()
+    )
+    source_services.source_create(actor=admin_user, name="Never ran", kind="cicd")
+    sm.DeploymentEvent.objects.create(
+        received_at=timezone.now(),
+        model_name="fraud-scorer",
+        version=running.version,
+        model_version=running,
+        environment="production",
+        endpoint="https://fraud.internal/v1/score?a=<b>",
+        deployment=deployment,
+        commit="9f3c2ab",
+        pipeline_run="javascript:alert(1)",
+    )
+    sm.DeploymentEvent.objects.create(
+        received_at=timezone.now(),
+        model_name="m",
+        version="1",
+        environment="staging",
+        endpoint="https://x.internal",
+    )
+    services.object_update(actor=admin_user, instance=team)
+
+
+def tables_under_test(admin_user) -> list[tuple[type[KeysetTable], list]]:
+    found = [
+        (spec.table, list(spec.selector(user=admin_user))) for spec in SPECS.values()
+    ]
+    found += [
+        (source_tables.SourceTable, list(source_selectors.datasource_list())),
+        (source_tables.SyncRunTable, list(source_selectors.syncrun_list())),
+        (
+            source_tables.DeploymentEventTable,
+            list(source_selectors.deploymentevent_list()),
+        ),
+        (AuditEventTable, list(governance_selectors.audit_event_list(user=admin_user))),
+    ]
+    return found
+
+
+def test_compiled_cells_are_the_cells_django_tables2_renders(admin_user, everything):
+    for table_class, rows in tables_under_test(admin_user):
+        assert len(rows) >= 1, table_class
+        table = table_class(rows)
+        for record in rows:
+            stock = [
+                str(conditional_escape(cell)) for cell in BoundRow(record, table=table)
+            ]
+            assert table.row_cells(record) == stock, (table_class.__name__, record)
+
+
+def test_every_column_of_every_list_is_compiled(admin_user, everything):
+    for table_class, rows in tables_under_test(admin_user):
+        table = table_class(rows)
+        slow = [name for name in table.columns.names() if not table.compiles(name)]
+        assert slow == [], table_class.__name__
+
+
+def test_rows_html_is_the_tbody_of_those_cells(admin_user, everything):
+    rows = list(SPECS["deployment"].selector(user=admin_user))
+    table = tables.DeploymentTable(rows)
+    html = table.rows_html()
+    assert html.count("<tr>") == len(rows)
+    for record in rows:
+        assert "".join(f"<td>{c}</td>" for c in table.row_cells(record)) in html
+    assert "<b>" not in str(
+        tables.TeamTable([TeamFactory(description="<b>x</b>")]).rows_html()
+    )
+
+
+def test_page_urls_are_the_urls_reverse_builds(everything):
+    urls = PageUrls()
+    for deployment in m.Deployment.objects.all():
+        assert urls.of(deployment) == deployment.get_absolute_url()
+    run = sm.SyncRun.objects.first()
+    assert urls.path("sources:run_detail", run.pk) == run.get_absolute_url()
