@@ -267,6 +267,10 @@ class ApplyContext:
                 if _plain(old.get(a)) != _plain(v)
             }
             returned = bool(old.get("gone_at"))
+            if not diff and not returned:
+                # Only its digest moved (a value the sync does not write, such as an
+                # approval the transition table refused): nothing changed to audit.
+                continue
             if "model_name_of" in old:
                 m.ModelVersion.model.field.set_cached_value(
                     obj, m.AIModel(pk=old["model_of"], name=old["model_name_of"])

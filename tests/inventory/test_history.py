@@ -26,19 +26,24 @@ pytestmark = pytest.mark.django_db
 # ---------------------------------------------------------------------------
 # Hand edits
 # ---------------------------------------------------------------------------
-def test_a_hand_edit_of_governed_fields_is_history_with_the_person(owner, team_a):
+def test_a_hand_edit_of_governed_fields_is_history_with_the_person(owner, risk, team_a):
     deployment = DeploymentFactory(model=AIModelFactory(team=team_a), name="old")
-    deployment.status = m.Deployment.Status.QUARANTINED
     deployment.endpoint = "https://moved.internal"
     deployment.name = "renamed"  # not governed: audited, not history
     services.object_update(actor=owner, instance=deployment)
+    # The status moves only by the committee's decision, which is history too.
+    services.deployment_set_status(
+        actor=risk, deployment=deployment, status=m.Deployment.Status.QUARANTINED
+    )
     rows = {r.field: r for r in m.FieldChange.objects.all()}
     assert set(rows) == {"status", "endpoint"}
+    assert rows["endpoint"].after == "https://moved.internal"
+    assert rows["endpoint"].actor_label == owner.username
     assert (rows["status"].before, rows["status"].after) == ("active", "quarantined")
     assert rows["status"].actor_kind == "person"
-    assert rows["status"].actor_label == owner.username
+    assert rows["status"].actor_label == risk.username
     assert rows["status"].source == "" and rows["status"].run_id is None
-    assert m.ChangeNotice.objects.filter(object_id=deployment.pk).count() == 1
+    assert m.ChangeNotice.objects.filter(object_id=deployment.pk).count() == 2
 
 
 def test_binding_by_hand_is_history_on_both_sides(owner, team_a):

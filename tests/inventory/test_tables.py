@@ -101,11 +101,17 @@ def tables_under_test(admin_user) -> list[tuple[type[KeysetTable], list]]:
         (spec.table, list(spec.selector(user=admin_user))) for spec in SPECS.values()
     ]
     found += [
-        (source_tables.SourceTable, list(source_selectors.datasource_list())),
-        (source_tables.SyncRunTable, list(source_selectors.syncrun_list())),
+        (
+            source_tables.SourceTable,
+            list(source_selectors.datasource_list(user=admin_user)),
+        ),
+        (
+            source_tables.SyncRunTable,
+            list(source_selectors.syncrun_list(user=admin_user)),
+        ),
         (
             source_tables.DeploymentEventTable,
-            list(source_selectors.deploymentevent_list()),
+            list(source_selectors.deploymentevent_list(user=admin_user)),
         ),
         (AuditEventTable, list(governance_selectors.audit_event_list(user=admin_user))),
     ]
