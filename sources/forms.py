@@ -15,7 +15,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from inventory import models as m
 from sources import models as sm
 from sources.sync import secrets, services
-from sources.sync.base import Connector, Setting
+from sources.sync.base import Setting, SourceKind
 
 SECRET_HELP = (
     "Stored encrypted and never shown again. Leave blank to keep the stored value; "
@@ -78,7 +78,7 @@ def setting_field(setting: Setting, *, initial: Any) -> forms.Field:
     )
 
 
-def connector_info(cls: type[Connector]) -> dict[str, Any]:
+def connector_info(cls: type[SourceKind]) -> dict[str, Any]:
     """What templates show of a connector. Templates call callables, and a connector
     class is one, so they get a plain dict instead of the class."""
     return {
@@ -125,7 +125,7 @@ class SourceForm(forms.Form):
         self,
         data: Any = None,
         *,
-        connector: type[Connector],
+        connector: type[SourceKind],
         source: sm.DataSource | None = None,
         **kwargs: Any,
     ) -> None:
@@ -284,7 +284,7 @@ class SyncForm(forms.Form):
     file = forms.FileField(required=False, label="File")
     dry_run = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, connector: type[Connector], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connector: type[SourceKind], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connector = connector
         if connector.upload == "none":

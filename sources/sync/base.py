@@ -1,9 +1,11 @@
-"""The one small interface every connector implements, and what flows through it.
+"""The small interfaces every source kind implements, and what flows through them.
 
 A connector *fetches* records from its source (outside any transaction, as a stream, so
 memory stays bounded) and *applies* a batch of them as idempotent upserts keyed on
 (source, external id) through the `ApplyContext` it is given. Where the source allows it,
 it can also *revoke* access (deactivate a key, revoke a token, remove an alias).
+A source that only pushes (CI/CD events) is a `PushSource`: its deliveries go through a
+`sources.receivers` Receiver (decode -> aggregate -> apply), never through fetch/apply.
 """
 
 from __future__ import annotations
@@ -82,8 +84,12 @@ class FetchContext:
         self.expected[:] = [total]
 
 
-class Connector:
-    """Base class. Subclasses set the class attributes and implement fetch() and apply()."""
+class SourceKind:
+    """What every kind of source declares: its name, settings and the rows it owns.
+
+    Pull connectors (`Connector`) add fetch/apply; a push kind (`PushSource`) names the
+    `sources.receivers` Receiver that takes what it sends, and has nothing to fetch.
+    """
 
     kind: ClassVar[str]
     label: ClassVar[str]
@@ -94,13 +100,28 @@ class Connector:
     # upload: "none" (never), "optional" (the API or a file) or "required" (a file only).
     upload: ClassVar[str] = "none"
     upload_help: ClassVar[str] = ""
-    # The inventory models whose rows this connector owns, for marking rows gone.
+    # The inventory models whose rows this kind owns, for marking rows gone.
     owns: ClassVar[tuple[type[Model], ...]] = ()
     # What revoke() can act on, if anything.
     revocable: ClassVar[tuple[type[Model], ...]] = ()
+    # Dotted path of the push receiver (sources.receivers) this kind also takes, if any.
+    receiver: ClassVar[str] = ""
 
     def __init__(self, source: DataSource) -> None:
         self.source = source
+
+    def revoke(self, obj: Model, ctx: FetchContext) -> str:
+        """Withdraw `obj`'s access at the source; return what was done, in words."""
+        raise RevokeError(f"{self.label} cannot revoke access.")
+
+    @classmethod
+    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalise settings; raise django ValidationError with field errors."""
+        return settings
+
+
+class Connector(SourceKind):
+    """A pull (or file upload) source. Subclasses implement fetch() and apply()."""
 
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
         raise NotImplementedError
@@ -111,14 +132,16 @@ class Connector:
     def finish(self, ctx: ApplyContext) -> None:
         """Runs once after the last batch, in its own transaction (e.g. derived links)."""
 
-    def revoke(self, obj: Model, ctx: FetchContext) -> str:
-        """Withdraw `obj`'s access at the source; return what was done, in words."""
-        raise RevokeError(f"{self.label} cannot revoke access.")
 
-    @classmethod
-    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Check and normalise settings; raise django ValidationError with field errors."""
-        return settings
+class PushSource(SourceKind):
+    """A source that only pushes: nothing to fetch, so the runner never starts a run.
+
+    `receiver` names its `sources.receivers.base.Receiver`, which decodes, aggregates and
+    applies each delivery.
+    """
+
+    pull = False
+    upload = "none"
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

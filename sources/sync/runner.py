@@ -36,6 +36,7 @@ from sources.sync.base import (
     Connector,
     FetchContext,
     Malformed,
+    SourceKind,
     SourceUnavailable,
     SyncFailure,
 )
@@ -58,11 +59,11 @@ class _DryRunRollback(Exception):
     pass
 
 
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> type[SourceKind]:
     return import_string(CONNECTORS[kind])
 
 
-def connector_for(source: sm.DataSource) -> Connector:
+def connector_for(source: sm.DataSource) -> SourceKind:
     return connector_class(source.kind)(source)
 
 

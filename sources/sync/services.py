@@ -28,7 +28,7 @@ from inventory.snapshots import snapshot
 from sources import models as sm
 from sources.connectors import CONNECTORS
 from sources.sync import runner, secrets
-from sources.sync.base import Connector, Setting
+from sources.sync.base import Setting, SourceKind
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -116,7 +116,7 @@ def _audit_actor(actor: Any, actor_label: str) -> tuple[Any, str]:
 # ---------------------------------------------------------------------------
 # Kinds, settings and secrets
 # ---------------------------------------------------------------------------
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> type[SourceKind]:
     if kind not in CONNECTORS:
         raise ValidationError(
             {
@@ -140,11 +140,11 @@ def kind_choices() -> list[tuple[str, str]]:
     return sorted(out, key=lambda pair: pair[1].lower())
 
 
-def _settings_of(cls: type[Connector]) -> dict[str, Setting]:
+def _settings_of(cls: type[SourceKind]) -> dict[str, Setting]:
     return {s.name: s for s in cls.settings_spec if not s.secret}
 
 
-def _secrets_of(cls: type[Connector]) -> dict[str, Setting]:
+def _secrets_of(cls: type[SourceKind]) -> dict[str, Setting]:
     return {s.name: s for s in cls.settings_spec if s.secret}
 
 
@@ -187,7 +187,7 @@ def _coerce(setting: Setting, value: Any) -> Any:
     return text
 
 
-def clean_settings(cls: type[Connector], raw: dict[str, Any]) -> dict[str, Any]:
+def clean_settings(cls: type[SourceKind], raw: dict[str, Any]) -> dict[str, Any]:
     """Settings checked against the connector's spec, then by the connector itself.
 
     Errors are keyed "config.<setting>" so a form or the API can put each beside its field.
@@ -219,7 +219,7 @@ def clean_settings(cls: type[Connector], raw: dict[str, Any]) -> dict[str, Any]:
     return checked if checked is not None else out
 
 
-def _prefixed(cls: type[Connector], exc: ValidationError) -> dict[str, list[str]]:
+def _prefixed(cls: type[SourceKind], exc: ValidationError) -> dict[str, list[str]]:
     """The connector's own field errors, keyed as clean_settings keys them."""
     if not hasattr(exc, "error_dict"):
         return {NON_FIELD_ERRORS: exc.messages}
@@ -237,7 +237,7 @@ def _prefixed(cls: type[Connector], exc: ValidationError) -> dict[str, list[str]
 
 
 def merge_secrets(
-    cls: type[Connector],
+    cls: type[SourceKind],
     stored: dict[str, str],
     given: dict[str, Any] | None,
     clear: Iterable[str] = (),
@@ -316,7 +316,7 @@ def _check_fields(
         errors["schedule_minutes"] = [SCHEDULE_RANGE]
 
 
-def default_schedule(cls: type[Connector]) -> int:
+def default_schedule(cls: type[SourceKind]) -> int:
     """Pull sources sync hourly by default; push and upload-only sources never on a schedule."""
     return 60 if cls.pull and cls.upload != "required" else 0
 
