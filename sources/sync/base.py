@@ -14,6 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.core.exceptions import ValidationError
+
+from sources.sync.schema import Schema, Setting, TypedSettings, error_text
+
 if TYPE_CHECKING:
     from django.db.models import Model
 
@@ -54,20 +58,6 @@ class Malformed:
     excerpt: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    """One configurable setting of a connector, used to build forms and check API input."""
-
-    name: str
-    label: str
-    required: bool = False
-    secret: bool = False
-    kind: str = "text"  # text | url | int | bool | textarea | choice
-    default: Any = None
-    help: str = ""
-    choices: tuple[tuple[str, str], ...] = ()
-
-
 @dataclass(slots=True)
 class FetchContext:
     """What fetch() may read: the settings, the decrypted secrets and an uploaded file."""
@@ -78,6 +68,23 @@ class FetchContext:
     upload_path: str | None = None
     expected: list[int] = field(default_factory=list)
     run_id: int | None = None
+    schema: Schema | None = None
+    _options: TypedSettings | None = None
+
+    @property
+    def options(self) -> TypedSettings:
+        """The settings parsed by the kind's schema: typed, defaulted, checked.
+
+        Settings stored before a check existed (or edited into the database) fail the
+        run with the schema's own messages, as SourceConfigError.
+        """
+        if self._options is None:
+            schema = self.schema or Schema(())
+            try:
+                self._options = schema.parse(self.settings, self.secrets)
+            except ValidationError as exc:
+                raise SourceConfigError(error_text(exc)) from None
+        return self._options
 
     def expect(self, total: int) -> None:
         """Say how many records the source will send, when it knows (for the progress bar)."""
@@ -106,6 +113,13 @@ class SourceKind:
     revocable: ClassVar[tuple[type[Model], ...]] = ()
     # Dotted path of the push receiver (sources.receivers) this kind also takes, if any.
     receiver: ClassVar[str] = ""
+    # Built from settings_spec and validate_settings: what forms, the API, the admin, the
+    # command and the connector itself all check and read settings with.
+    schema: ClassVar[Schema] = Schema(())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.schema = Schema(cls.settings_spec, check=cls.validate_settings)
 
     def __init__(self, source: DataSource) -> None:
         self.source = source

@@ -75,6 +75,7 @@ def fetch_context(
         settings=dict(source.config),
         secrets=secrets.resolve(secrets.decrypt(source.secrets_encrypted)),
         upload_path=upload_path,
+        schema=connector_class(source.kind).schema,
     )
 
 
