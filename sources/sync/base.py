@@ -79,7 +79,7 @@ class FetchContext:
         run with the schema's own messages, as SourceConfigError.
         """
         if self._options is None:
-            schema = self.schema or Schema(())
+            schema = self.schema or _kind_schema(self.source.kind)
             try:
                 self._options = schema.parse(self.settings, self.secrets)
             except ValidationError as exc:
@@ -119,7 +119,12 @@ class SourceKind:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.schema = Schema(cls.settings_spec, check=cls.validate_settings)
+        # A kind that overrides validate_settings wholesale keeps it as its check.
+        overridden = (
+            cls.validate_settings.__func__ is not SourceKind.validate_settings.__func__
+        )  # type: ignore[attr-defined]
+        check = cls.validate_settings if overridden else cls.check_settings
+        cls.schema = Schema(cls.settings_spec, check=check)
 
     def __init__(self, source: DataSource) -> None:
         self.source = source
@@ -130,7 +135,17 @@ class SourceKind:
 
     @classmethod
     def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Check and normalise settings; raise django ValidationError with field errors."""
+        """Check and normalise the given settings by the schema (each `Setting`'s type,
+        bounds, choices and validators, then `check_settings`); raise django
+        ValidationError keyed by setting name."""
+        return cls.schema.validate(settings)
+
+    @classmethod
+    def check_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        """What one setting's validators cannot see: settings that depend on each other.
+
+        Gets the given settings already checked one by one; raise ValidationError keyed
+        by setting (or secret) name, or return them, normalised if need be."""
         return settings
 
 
@@ -156,6 +171,14 @@ class PushSource(SourceKind):
 
     pull = False
     upload = "none"
+
+
+def _kind_schema(kind: str) -> Schema:
+    from django.utils.module_loading import import_string
+
+    from sources.connectors import CONNECTORS
+
+    return import_string(CONNECTORS[kind]).schema if kind in CONNECTORS else Schema(())
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

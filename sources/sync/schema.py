@@ -32,6 +32,7 @@ SETTING_REQUIRED = "This setting is required."
 NOT_A_NUMBER = "Enter a whole number."
 NOT_A_URL = "Enter a URL starting with http:// or https://."
 NOT_A_CHOICE = "Choose one of: {choices}."
+NOT_CHOICES = "Unknown: {unknown}. Choose from: {choices}."
 NOT_TEXT = "Enter text."
 NOT_A_BOOL = "Enter true or false."
 TOO_LONG = "At most {limit} characters."
@@ -62,14 +63,40 @@ class Setting:
     choices: tuple[tuple[str, str], ...] = ()
     min_value: int | None = None  # int settings: inclusive bounds
     max_value: int | None = None
+    # Several values: a list, or text separated by commas; stored as "a,b" (the
+    # validators see the list), parsed as a tuple. With choices, each must be one.
+    many: bool = False
     validators: tuple[Validator, ...] = ()
 
     def coerce(self, value: Any) -> Any:
         """The value in its stored type, checked; ValidationError says why not."""
+        if self.many:
+            items = _items(value)
+            if self.choices:
+                allowed = [c for c, _ in self.choices]
+                unknown = [i for i in items if i not in allowed]
+                if unknown:
+                    raise ValidationError(
+                        NOT_CHOICES.format(
+                            unknown=", ".join(unknown), choices=", ".join(allowed)
+                        )
+                    )
+            for validator in self.validators:
+                items = validator(items)
+            text = ",".join(items)
+            if len(text) > MAX_SETTING_CHARS:
+                raise ValidationError(TOO_LONG.format(limit=MAX_SETTING_CHARS))
+            return text
         value = _coerce(self, value)
         for validator in self.validators:
             value = validator(value)
         return value
+
+    def typed(self, stored: Any) -> Any:
+        """A stored (already checked) value as the connector reads it."""
+        if self.many:
+            return tuple(_items(stored))
+        return stored
 
     def bounds_text(self) -> str:
         if self.min_value is not None and self.max_value is not None:
@@ -77,6 +104,21 @@ class Setting:
         if self.min_value is not None:
             return TOO_SMALL.format(min=self.min_value)
         return TOO_LARGE.format(max=self.max_value)
+
+
+def _items(value: Any) -> list[str]:
+    """A list, or comma-separated text, as stripped non-empty strings in order."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        if not all(isinstance(v, str) for v in value):
+            raise ValidationError(NOT_TEXT)
+        items = value
+    elif isinstance(value, str):
+        items = value.split(",")
+    else:
+        raise ValidationError(NOT_TEXT)
+    return [v.strip() for v in items if v.strip()]
 
 
 def blank(value: Any) -> bool:
@@ -185,6 +227,47 @@ class Schema:
         self.secrets = {s.name: s for s in self.fields if s.secret}
         self.check = check
 
+    def _fields(
+        self, raw: Mapping[str, Any], *, prefix: str, strict: bool
+    ) -> dict[str, Any]:
+        """Each given setting coerced; errors keyed `prefix + name`. `strict` refuses
+        unknown names and drops blank values (for storage)."""
+        errors: dict[str, list[str]] = {}
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            setting = self.settings.get(name)
+            if setting is None:
+                if strict:
+                    errors[f"{prefix}{name}"] = [UNKNOWN_SETTING]
+                else:
+                    out[name] = value
+                continue
+            if blank(value) and setting.kind != "bool":
+                if not strict:
+                    out[name] = value
+                continue
+            try:
+                out[name] = setting.coerce(value)
+            except ValidationError as exc:
+                errors[f"{prefix}{name}"] = exc.messages
+        if strict:
+            for name, setting in self.settings.items():
+                key = f"{prefix}{name}"
+                if setting.required and name not in out and key not in errors:
+                    errors[key] = [SETTING_REQUIRED]
+        if errors:
+            raise ValidationError(errors)
+        return out
+
+    def validate(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The given settings checked and normalised, errors keyed by bare name; what
+        `SourceKind.validate_settings` does unless a kind overrides it."""
+        out = self._fields(settings, prefix="", strict=False)
+        if self.check is None:
+            return out
+        checked = self.check(dict(out))
+        return checked if checked is not None else out
+
     def clean(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Settings to store: each given one checked, then the kind's own check.
 
@@ -193,24 +276,7 @@ class Schema:
         beside its field. Blank optional settings are left out; their defaults apply
         when the sync runs.
         """
-        errors: dict[str, list[str]] = {}
-        out: dict[str, Any] = {}
-        for name, value in raw.items():
-            setting = self.settings.get(name)
-            if setting is None:
-                errors[f"config.{name}"] = [UNKNOWN_SETTING]
-                continue
-            if blank(value) and setting.kind != "bool":
-                continue
-            try:
-                out[name] = setting.coerce(value)
-            except ValidationError as exc:
-                errors[f"config.{name}"] = exc.messages
-        for name, setting in self.settings.items():
-            if setting.required and name not in out and f"config.{name}" not in errors:
-                errors[f"config.{name}"] = [SETTING_REQUIRED]
-        if errors:
-            raise ValidationError(errors)
+        out = self._fields(raw, prefix="config.", strict=True)
         if self.check is None:
             return out
         try:
@@ -228,16 +294,25 @@ class Schema:
         failing a sync; a missing required setting is reported.
         """
         known = {k: v for k, v in config.items() if k in self.settings}
-        values = self.clean(known)
+        return TypedSettings(self.typed(self.clean(known)), secrets or {})
+
+    def typed(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Checked values with every other setting's default, in the types connectors
+        read (a `many` setting as a tuple)."""
+        out = {}
         for name, setting in self.settings.items():
-            if name not in values:
-                values[name] = self._default(setting)
-        return TypedSettings(values, secrets or {})
+            value = values.get(name)
+            if name not in values or (blank(value) and setting.kind != "bool"):
+                value = self._default(setting)
+            out[name] = setting.typed(value)
+        return out
 
     @staticmethod
     def _default(setting: Setting) -> Any:
         if setting.default is None:
             return False if setting.kind == "bool" else None
+        if blank(setting.default) and setting.kind != "bool":
+            return setting.default
         return setting.coerce(setting.default)
 
     def _prefixed(self, exc: ValidationError) -> dict[str, list[str]]:
@@ -259,7 +334,7 @@ def error_text(exc: ValidationError) -> str:
     """A ValidationError from `clean`/`parse` as one line for a run's error."""
     if not hasattr(exc, "error_dict"):
         return " ".join(exc.messages)
-    return " ".join(
+    return "; ".join(
         f"{key.split('.', 1)[-1]}: {' '.join(msgs)}"
         if key != NON_FIELD_ERRORS
         else " ".join(msgs)
