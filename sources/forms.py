@@ -1,4 +1,5 @@
-"""Forms for data sources: one form per connector kind, built from its `settings_spec`.
+"""Forms for data sources: one form per connector kind, built from its settings schema
+(`connector.schema`, see sources.sync.schema).
 
 Forms only collect input; sources.sync.services validates (forms call its `source_check`
 in clean(), so errors sit beside their fields) and writes. Secret inputs never render a
@@ -51,7 +52,14 @@ def setting_field(setting: Setting, *, initial: Any) -> forms.Field:
         "initial": initial,
     }
     if setting.kind == "int":
-        return forms.IntegerField(**common)
+        # The bounds render (the browser stops most slips); the schema checks them, so the
+        # form, the API and the command refuse with the same words.
+        attrs = {
+            key: value
+            for key, value in (("min", setting.min_value), ("max", setting.max_value))
+            if value is not None
+        }
+        return forms.IntegerField(widget=forms.NumberInput(attrs=attrs), **common)
     if setting.kind == "bool":
         return forms.BooleanField(**common)
     if setting.kind == "textarea":
@@ -156,7 +164,7 @@ class SourceForm(forms.Form):
             self.schedule_note = ""
         self.setting_names: list[str] = []
         self.secret_names: list[str] = []
-        for setting in connector.settings_spec:
+        for setting in connector.schema.fields:
             if setting.secret:
                 self._add_secret(setting)
             else:

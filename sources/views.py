@@ -325,7 +325,7 @@ def _settings_rows(
 ) -> list[dict[str, Any]]:
     described = services.describe_secrets(source)
     rows = []
-    for setting in cls.settings_spec:
+    for setting in cls.schema.fields:
         if setting.secret:
             value = described.get(setting.name, "")
             shown = (
