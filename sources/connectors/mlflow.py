@@ -189,6 +189,7 @@ def rules_from(config: Mapping[str, Any]) -> Rules:
 
 
 def page_size_from(config: dict[str, Any]) -> int:
+    """A page size from a plain dict (recordings, tests); syncs read ctx.options."""
     value = config.get("page_size", DEFAULT_PAGE_SIZE)
     if value in (None, ""):
         return DEFAULT_PAGE_SIZE

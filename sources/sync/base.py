@@ -113,7 +113,7 @@ class SourceKind:
     revocable: ClassVar[tuple[type[Model], ...]] = ()
     # Dotted path of the push receiver (sources.receivers) this kind also takes, if any.
     receiver: ClassVar[str] = ""
-    # Built from settings_spec and validate_settings: what forms, the API, the admin, the
+    # Built from settings_spec and check_settings: what forms, the API, the admin, the
     # command and the connector itself all check and read settings with.
     schema: ClassVar[Schema] = Schema(())
 

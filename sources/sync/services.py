@@ -1,7 +1,7 @@
 """Writes to data sources: create, change, delete, and asking for a sync.
 
 The UI, /admin/, the API and the `sources` command all call these, so every path checks the
-same permission, validates settings against the connector's `settings_spec`, encrypts
+same permission, validates settings with the kind's schema (`sources.sync.schema`), encrypts
 secrets the same way and leaves the same audit events. Secret values never reach the audit
 trail: events record which secret names were set or changed, nothing more.
 
