@@ -13,10 +13,12 @@ flat at any scale. The seed writes one audit event that summarises it, not one p
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -55,622 +57,59 @@ DEMO_ACCOUNTS: list[tuple[str, str, Role]] = [
 # The demo `owner` belongs to these two teams, so owner-scoped pages show two teams' objects.
 OWNER_TEAM_SLUGS = ("credit-risk", "fraud")
 
-# (name, slug, domain, description). The first team is the target of the seed's audit event.
-BASE_TEAMS: list[tuple[str, str, str, str]] = [
-    (
-        "Credit risk",
-        "credit-risk",
-        "credit",
-        "Retail and SME credit decisioning, provisioning and collections models.",
-    ),
-    (
-        "Fraud",
-        "fraud",
-        "fraud",
-        "Card, payments and account fraud detection; AML alert triage.",
-    ),
-    (
-        "Customer support",
-        "customer-support",
-        "support",
-        "Contact centre, help centre and complaints handling.",
-    ),
-    (
-        "Marketing",
-        "marketing",
-        "marketing",
-        "Offers, campaigns, personalisation and customer value.",
-    ),
-    ("HR", "hr", "hr", "Recruiting, workforce planning and employee services."),
-    (
-        "Platform",
-        "platform",
-        "platform",
-        "Shared ML platform, developer tooling and operations.",
-    ),
-    (
-        "Data science",
-        "data-science",
-        "data",
-        "Forecasting, pricing, document intelligence and shared embeddings.",
-    ),
-]
+# The name catalogues are data, in devtools/data/*.json; the weights that shape the mix
+# stay below, in code. Loaded once, into the same shapes (tuples, enum members) the seeder
+# has always read, so a seed is the same organisation as before.
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
-# Teams added at scale: business area (with the catalogue it draws from) x region.
-AREAS: list[tuple[str, str]] = [
-    ("Payments", "fraud"),
-    ("Lending", "credit"),
-    ("Mortgages", "credit"),
-    ("Collections", "credit"),
-    ("Claims", "support"),
-    ("Underwriting", "credit"),
-    ("Pricing", "data"),
-    ("Treasury", "data"),
-    ("Wealth management", "marketing"),
-    ("Retail banking", "marketing"),
-    ("Financial crime", "fraud"),
-    ("KYC operations", "fraud"),
-    ("Contact centre", "support"),
-    ("Digital channels", "support"),
-    ("Growth", "marketing"),
-    ("Talent acquisition", "hr"),
-    ("People analytics", "hr"),
-    ("Security operations", "platform"),
-    ("Developer productivity", "platform"),
-    ("Finance", "data"),
-    ("Procurement", "data"),
-    ("Legal", "support"),
-    ("Supply chain", "data"),
-    ("Search and discovery", "marketing"),
-    ("Risk analytics", "credit"),
-    ("ML platform", "platform"),
-]
-REGIONS = [
-    "UK",
-    "Ireland",
-    "Germany",
-    "France",
-    "Spain",
-    "Nordics",
-    "Poland",
-    "US East",
-    "US West",
-    "Canada",
-    "Brazil",
-    "Mexico",
-    "India",
-    "Singapore",
-    "Australia",
-    "Japan",
-    "South Africa",
-    "UAE",
-]
 
+def _data(name: str) -> dict[str, Any]:
+    with (DATA_DIR / f"{name}.json").open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+_TEAMS, _MODELS, _SYSTEMS = _data("teams"), _data("models"), _data("systems")
+_PEOPLE, _OPERATIONS = _data("people"), _data("operations")
 K = m.AIModel.Kind
-# Per domain: (base name, kind, built by a vendor?, purpose).
-MODEL_CATALOGUE: dict[str, list[tuple[str, str, bool, str]]] = {
-    "credit": [
-        (
-            "credit-scorecard-xgb",
-            K.CLASSIFIER,
-            False,
-            "Scores retail credit applications for approve, refer or decline.",
-        ),
-        (
-            "pd-model-logreg",
-            K.CLASSIFIER,
-            False,
-            "Probability of default for IFRS 9 provisioning.",
-        ),
-        (
-            "lgd-regression-gbm",
-            K.REGRESSION,
-            False,
-            "Loss given default for secured lending.",
-        ),
-        (
-            "affordability-income-nn",
-            K.REGRESSION,
-            False,
-            "Estimates verified income from open-banking transactions.",
-        ),
-        (
-            "limit-increase-ranker",
-            K.RANKING,
-            False,
-            "Ranks customers eligible for a credit-limit increase.",
-        ),
-        (
-            "collections-propensity-xgb",
-            K.CLASSIFIER,
-            False,
-            "Predicts who will pay after a missed instalment.",
-        ),
-        (
-            "credit-memo-drafter-llm",
-            K.LLM,
-            True,
-            "Drafts credit memos for analyst review.",
-        ),
-        (
-            "bureau-doc-extractor-llm",
-            K.LLM,
-            True,
-            "Extracts fields from bureau reports and payslips.",
-        ),
-    ],
-    "fraud": [
-        (
-            "fraud-txn-gbm",
-            K.CLASSIFIER,
-            False,
-            "Scores card transactions for fraud in real time.",
-        ),
-        (
-            "card-not-present-nn",
-            K.CLASSIFIER,
-            False,
-            "Flags risky card-not-present payments before authorisation.",
-        ),
-        (
-            "account-takeover-detector",
-            K.CLASSIFIER,
-            False,
-            "Detects account takeover from login and device signals.",
-        ),
-        (
-            "mule-account-graph-gnn",
-            K.CLASSIFIER,
-            False,
-            "Finds money-mule rings in the payments graph.",
-        ),
-        (
-            "aml-alert-triage-llm",
-            K.LLM,
-            True,
-            "Summarises AML alerts and proposes a disposition for investigators.",
-        ),
-        (
-            "chargeback-classifier-xgb",
-            K.CLASSIFIER,
-            False,
-            "Predicts which disputes will end in a chargeback.",
-        ),
-        (
-            "synthetic-id-detector",
-            K.CLASSIFIER,
-            False,
-            "Detects synthetic identities at onboarding.",
-        ),
-        (
-            "scam-payment-warning-llm",
-            K.LLM,
-            True,
-            "Writes tailored scam warnings shown before a risky payment.",
-        ),
-    ],
-    "support": [
-        (
-            "support-reply-llm",
-            K.LLM,
-            True,
-            "Drafts replies to customer emails and chats.",
-        ),
-        (
-            "ticket-router-bert",
-            K.CLASSIFIER,
-            False,
-            "Routes incoming tickets to the right queue.",
-        ),
-        (
-            "sentiment-distilbert",
-            K.CLASSIFIER,
-            False,
-            "Scores customer sentiment on every interaction.",
-        ),
-        (
-            "call-summary-llm",
-            K.LLM,
-            True,
-            "Summarises contact-centre calls into case notes.",
-        ),
-        (
-            "intent-classifier-fasttext",
-            K.CLASSIFIER,
-            False,
-            "Detects customer intent in the help-centre chat.",
-        ),
-        (
-            "kb-search-embed",
-            K.EMBEDDING,
-            True,
-            "Embeds knowledge-base articles for semantic search.",
-        ),
-        (
-            "complaint-detector-roberta",
-            K.CLASSIFIER,
-            False,
-            "Flags regulated complaints for the complaints team.",
-        ),
-        (
-            "voice-transcribe-whisper",
-            K.OTHER,
-            False,
-            "Transcribes recorded calls for quality review.",
-        ),
-    ],
-    "marketing": [
-        (
-            "churn-propensity-xgb",
-            K.CLASSIFIER,
-            False,
-            "Predicts customers likely to close their account.",
-        ),
-        (
-            "next-best-offer-ranker",
-            K.RANKING,
-            False,
-            "Chooses the next offer to show each customer.",
-        ),
-        (
-            "campaign-copy-llm",
-            K.LLM,
-            True,
-            "Writes campaign copy variants for review.",
-        ),
-        (
-            "uplift-model-causal",
-            K.REGRESSION,
-            False,
-            "Estimates campaign uplift per customer.",
-        ),
-        (
-            "customer-ltv-regression",
-            K.REGRESSION,
-            False,
-            "Forecasts customer lifetime value.",
-        ),
-        (
-            "lookalike-audience-embed",
-            K.EMBEDDING,
-            False,
-            "Embeds customers to build lookalike audiences.",
-        ),
-        (
-            "product-recs-two-tower",
-            K.RANKING,
-            False,
-            "Recommends products on web and app.",
-        ),
-    ],
-    "hr": [
-        (
-            "cv-screening-ranker",
-            K.RANKING,
-            False,
-            "Ranks job applications for recruiter review.",
-        ),
-        (
-            "attrition-risk-gbm",
-            K.CLASSIFIER,
-            False,
-            "Estimates the risk that an employee leaves within a year.",
-        ),
-        (
-            "job-description-llm",
-            K.LLM,
-            True,
-            "Drafts inclusive job descriptions.",
-        ),
-        (
-            "interview-summary-llm",
-            K.LLM,
-            True,
-            "Summarises interview notes for hiring panels.",
-        ),
-        (
-            "skills-taxonomy-embed",
-            K.EMBEDDING,
-            True,
-            "Maps CVs and roles onto the skills taxonomy.",
-        ),
-    ],
-    "platform": [
-        (
-            "code-review-llm",
-            K.LLM,
-            True,
-            "Reviews pull requests and suggests fixes.",
-        ),
-        (
-            "incident-summary-llm",
-            K.LLM,
-            True,
-            "Summarises incidents and drafts post-mortems.",
-        ),
-        (
-            "log-anomaly-iforest",
-            K.OTHER,
-            False,
-            "Flags anomalous log patterns for on-call engineers.",
-        ),
-        (
-            "capacity-forecast-prophet",
-            K.REGRESSION,
-            False,
-            "Forecasts cluster capacity needs.",
-        ),
-        (
-            "query-embed-e5",
-            K.EMBEDDING,
-            False,
-            "Shared text embeddings for internal search.",
-        ),
-        (
-            "sql-assistant-llm",
-            K.LLM,
-            True,
-            "Answers data questions by writing SQL.",
-        ),
-        (
-            "phishing-email-classifier",
-            K.CLASSIFIER,
-            False,
-            "Quarantines phishing emails.",
-        ),
-    ],
-    "data": [
-        (
-            "demand-forecast-lgbm",
-            K.REGRESSION,
-            False,
-            "Forecasts product demand by branch and channel.",
-        ),
-        (
-            "doc-embed-ada",
-            K.EMBEDDING,
-            True,
-            "Embeds documents for retrieval-augmented generation.",
-        ),
-        (
-            "entity-resolution-siamese",
-            K.CLASSIFIER,
-            False,
-            "Matches customer records across systems.",
-        ),
-        (
-            "anomaly-autoencoder",
-            K.OTHER,
-            False,
-            "Detects anomalies in finance ledgers.",
-        ),
-        (
-            "pricing-elasticity-glm",
-            K.REGRESSION,
-            False,
-            "Estimates price elasticity per product.",
-        ),
-        (
-            "invoice-extractor-llm",
-            K.LLM,
-            True,
-            "Extracts line items from supplier invoices.",
-        ),
-        (
-            "contract-clause-llm",
-            K.LLM,
-            True,
-            "Finds risky clauses in supplier contracts.",
-        ),
-    ],
-}
-MODEL_QUALIFIERS = [
-    "v2",
-    "lite",
-    "eu",
-    "us",
-    "sme",
-    "retail",
-    "commercial",
-    "realtime",
-    "batch",
-    "challenger",
-]
-
 S = m.System.Kind
 S_AGENT = S.AGENT
+
+# (name, slug, domain, description). The first team is the target of the seed's audit event.
+BASE_TEAMS: list[tuple[str, str, str, str]] = [
+    (t["name"], t["slug"], t["domain"], t["description"]) for t in _TEAMS["base"]
+]
+# Teams added at scale: business area (with the catalogue it draws from) x region.
+AREAS: list[tuple[str, str]] = [(a["name"], a["domain"]) for a in _TEAMS["areas"]]
+REGIONS: list[str] = list(_TEAMS["regions"])
+# Per domain: (base name, kind, built by a vendor?, purpose).
+MODEL_CATALOGUE: dict[str, list[tuple[str, str, bool, str]]] = {
+    domain: [(r["name"], K(r["kind"]), r["vendor"], r["purpose"]) for r in rows]
+    for domain, rows in _MODELS["catalogue"].items()
+}
+MODEL_QUALIFIERS: list[str] = list(_MODELS["qualifiers"])
 # Per domain: (base name, kind, business purpose).
 SYSTEM_CATALOGUE: dict[str, list[tuple[str, str, str]]] = {
-    "credit": [
-        (
-            "loan-origination-portal",
-            S.APPLICATION,
-            "Takes and decides personal-loan applications.",
-        ),
-        (
-            "credit-decision-engine",
-            S.APPLICATION,
-            "Central rules and model engine for credit decisions.",
-        ),
-        (
-            "nightly-ifrs9-run",
-            S.WORKFLOW,
-            "Computes expected credit loss every night.",
-        ),
-        (
-            "underwriter-copilot",
-            S.AGENT,
-            "Helps underwriters gather evidence and draft memos.",
-        ),
-        (
-            "limit-review-batch",
-            S.WORKFLOW,
-            "Monthly credit-limit review.",
-        ),
-    ],
-    "fraud": [
-        (
-            "card-authorisation-service",
-            S.APPLICATION,
-            "Approves or declines card payments in under 100 ms.",
-        ),
-        (
-            "fraud-case-manager",
-            S.APPLICATION,
-            "Investigators' case management.",
-        ),
-        (
-            "aml-alert-workbench",
-            S.APPLICATION,
-            "Where analysts review AML alerts.",
-        ),
-        (
-            "scam-check-agent",
-            S.AGENT,
-            "Talks customers through a payment that looks like a scam.",
-        ),
-        (
-            "chargeback-pipeline",
-            S.WORKFLOW,
-            "Daily dispute and chargeback processing.",
-        ),
-    ],
-    "support": [
-        (
-            "help-centre-chat",
-            S.APPLICATION,
-            "Customer-facing chat on web and app.",
-        ),
-        (
-            "agent-assist-copilot",
-            S.AGENT,
-            "Suggests replies and next steps to contact-centre agents.",
-        ),
-        (
-            "ticket-triage-workflow",
-            S.WORKFLOW,
-            "Classifies and routes new tickets.",
-        ),
-        ("voice-ivr", S.APPLICATION, "Phone menu with speech recognition."),
-        (
-            "complaints-review-agent",
-            S.AGENT,
-            "Prepares regulated complaint files.",
-        ),
-    ],
-    "marketing": [
-        ("offer-engine", S.APPLICATION, "Serves offers on every channel."),
-        ("campaign-studio", S.APPLICATION, "Builds and schedules campaigns."),
-        (
-            "email-personalisation-pipeline",
-            S.WORKFLOW,
-            "Personalises the weekly newsletters.",
-        ),
-        ("web-recommendations", S.APPLICATION, "Product recommendations online."),
-        ("audience-builder", S.WORKFLOW, "Builds campaign audiences nightly."),
-    ],
-    "hr": [
-        ("careers-portal", S.APPLICATION, "Public job site and applications."),
-        ("recruiter-copilot", S.AGENT, "Shortlists and summarises candidates."),
-        (
-            "people-insights-dashboard",
-            S.APPLICATION,
-            "Workforce analytics for HR partners.",
-        ),
-        (
-            "onboarding-assistant-agent",
-            S.AGENT,
-            "Answers new joiners' questions.",
-        ),
-    ],
-    "platform": [
-        ("ci-code-review-bot", S.AGENT, "Comments on every pull request."),
-        (
-            "incident-response-agent",
-            S.AGENT,
-            "Gathers context and drafts incident updates.",
-        ),
-        (
-            "observability-pipeline",
-            S.WORKFLOW,
-            "Streams logs and metrics to anomaly detection.",
-        ),
-        ("internal-dev-portal", S.APPLICATION, "Service catalogue and docs search."),
-        ("sql-helper-slackbot", S.AGENT, "Answers data questions in chat."),
-    ],
-    "data": [
-        ("forecasting-pipeline", S.WORKFLOW, "Weekly demand and cash forecasts."),
-        (
-            "document-intelligence-service",
-            S.APPLICATION,
-            "Extracts data from documents for other teams.",
-        ),
-        (
-            "customer-360-matching",
-            S.WORKFLOW,
-            "Links customer records across systems.",
-        ),
-        ("pricing-engine", S.APPLICATION, "Quotes prices for products."),
-        (
-            "procurement-assistant-agent",
-            S.AGENT,
-            "Reviews supplier invoices and contracts.",
-        ),
-    ],
+    domain: [(r["name"], S(r["kind"]), r["purpose"]) for r in rows]
+    for domain, rows in _SYSTEMS["catalogue"].items()
 }
-
 # Vendor model names, oldest first: a model's versions are a run of consecutive entries.
 VENDOR_VERSIONS: dict[tuple[str, str], list[str]] = {
-    ("OpenAI", K.LLM): [
-        "gpt-4-0613",
-        "gpt-4-turbo-2024-04-09",
-        "gpt-4o-2024-05-13",
-        "gpt-4o-2024-08-06",
-        "gpt-4o-mini-2024-07-18",
-        "gpt-4.1-2025-04-14",
-    ],
-    ("Anthropic", K.LLM): [
-        "claude-3-haiku-20240307",
-        "claude-3-sonnet-20240229",
-        "claude-3-5-sonnet-20240620",
-        "claude-3-5-sonnet-20241022",
-        "claude-3-7-sonnet-20250219",
-        "claude-sonnet-4-20250514",
-    ],
-    ("Google", K.LLM): [
-        "gemini-1.0-pro-002",
-        "gemini-1.5-flash-002",
-        "gemini-1.5-pro-001",
-        "gemini-1.5-pro-002",
-        "gemini-2.0-flash-001",
-        "gemini-2.5-pro",
-    ],
-    ("Cohere", K.LLM): [
-        "command-r-03-2024",
-        "command-r-08-2024",
-        "command-r-plus-04-2024",
-        "command-r-plus-08-2024",
-        "command-r7b-12-2024",
-        "command-a-03-2025",
-    ],
-    ("OpenAI", K.EMBEDDING): [
-        "text-embedding-ada-002",
-        "text-embedding-3-small",
-        "text-embedding-3-large",
-    ],
-    ("Cohere", K.EMBEDDING): [
-        "embed-english-v2.0",
-        "embed-english-v3.0",
-        "embed-multilingual-v3.0",
-        "embed-v4.0",
-    ],
-    ("Google", K.EMBEDDING): [
-        "textembedding-gecko@001",
-        "textembedding-gecko@003",
-        "text-embedding-004",
-        "gemini-embedding-001",
-    ],
+    (v["vendor"], K(v["kind"])): list(v["versions"]) for v in _MODELS["vendor_versions"]
 }
+CHANGE_WINDOWS: list[str] = list(_OPERATIONS["change_windows"])
+DEPENDENCY_TEXT: dict[str, list[str]] = {
+    m.Dependency.Kind(kind): list(texts)
+    for kind, texts in _OPERATIONS["dependency_text"].items()
+}
+PROVIDER_SCOPES: dict[str, list[str]] = {
+    provider: list(scopes)
+    for provider, scopes in _OPERATIONS["provider_scopes"].items()
+}
+THIRD_PARTY_VENDORS: list[str] = list(_OPERATIONS["third_party_vendors"])
+IDENTITY_SUFFIXES: list[str] = list(_OPERATIONS["identity_suffixes"])
+FIRST_NAMES: list[str] = list(_PEOPLE["first_names"])
+LAST_NAMES: list[str] = list(_PEOPLE["last_names"])
+
 LLM_VENDORS = (
     ["OpenAI", "Anthropic", "Google", "Cohere", "internal"],
     [35, 25, 15, 10, 15],
@@ -706,31 +145,6 @@ PLATFORMS = {
 AWS_REGIONS = ["eu-west-1", "eu-central-1", "us-east-1", "ap-southeast-1"]
 GCP_REGIONS = ["europe-west4", "europe-west2", "us-central1", "asia-southeast1"]
 ENV_SHORT = {"production": "prod", "staging": "stg", "development": "dev"}
-CHANGE_WINDOWS = [
-    "Tue 02:00–04:00 UTC",
-    "Thu 22:00–23:30 UTC",
-    "Sat 01:00–05:00 UTC",
-    "Sun 03:00–06:00 UTC",
-    "Weekdays 19:00–21:00 UTC",
-    "Any time (canary with automatic rollback)",
-    "",
-]
-DEPENDENCY_TEXT = {
-    m.Dependency.Kind.PIPELINE: [
-        "Feature scores passed downstream.",
-        "Nightly batch output feeds this step.",
-        "Embeddings used for retrieval.",
-        "Transcripts feed the summariser.",
-    ],
-    m.Dependency.Kind.HANDOFF: [
-        "Agent hands the case over when confidence is low.",
-        "Escalates to a specialist agent.",
-    ],
-    m.Dependency.Kind.FALLBACK: [
-        "Used when the primary times out.",
-        "Fallback during vendor outages.",
-    ],
-}
 
 # Identities: which provider a deployment on each platform uses for its own credential.
 PLATFORM_PROVIDER = {
@@ -757,170 +171,12 @@ PROVIDER_KINDS: dict[str, tuple[list[str], list[int]]] = {
     "kubernetes": ([NK.SERVICE_ACCOUNT], [1]),
     "openai": ([NK.API_KEY], [1]),
 }
-PROVIDER_SCOPES = {
-    "aws": [
-        "sagemaker:InvokeEndpoint",
-        "bedrock:InvokeModel",
-        "s3:GetObject",
-        "s3:PutObject",
-        "kms:Decrypt",
-        "sagemaker:UpdateEndpoint",
-    ],
-    "gcp": [
-        "aiplatform.endpoints.predict",
-        "storage.objects.get",
-        "bigquery.jobs.create",
-        "aiplatform.models.upload",
-    ],
-    "azure": [
-        "Cognitive Services OpenAI User",
-        "Storage Blob Data Reader",
-        "Key Vault Secrets User",
-    ],
-    "github": [
-        "contents:read",
-        "pull_requests:write",
-        "actions:write",
-        "id-token:write",
-    ],
-    "vault": [
-        "read:secret/ml/*",
-        "read:secret/vendors/*",
-        "update:secret/ml/*",
-    ],
-    "kubernetes": [
-        "get:pods",
-        "create:inferenceservices",
-        "patch:deployments",
-        "get:secrets",
-    ],
-    "openai": ["model.request", "api.model.read", "files.write", "fine_tuning.write"],
-}
 IDENTITY_VENDORS = {
     "openai": "OpenAI",
     "github": "GitHub",
     "anthropic": "Anthropic",
     "cohere": "Cohere",
 }
-THIRD_PARTY_VENDORS = ["Datadog", "Snowflake", "Salesforce", "Zendesk", "Databricks"]
-IDENTITY_SUFFIXES = ["", "-invoker", "-batch", "-ci", "-reader", "-deployer"]
-
-FIRST_NAMES = [
-    "Amara",
-    "Ana",
-    "Anders",
-    "Aoife",
-    "Arjun",
-    "Ben",
-    "Camille",
-    "Carlos",
-    "Chen",
-    "Chloe",
-    "Dana",
-    "Daniel",
-    "Dev",
-    "Elena",
-    "Emeka",
-    "Emma",
-    "Fatima",
-    "Felix",
-    "Grace",
-    "Hana",
-    "Hugo",
-    "Ibrahim",
-    "Ines",
-    "Isaac",
-    "Jamal",
-    "Jana",
-    "Jonas",
-    "Julia",
-    "Kai",
-    "Kofi",
-    "Lars",
-    "Laura",
-    "Leila",
-    "Liam",
-    "Lina",
-    "Lucas",
-    "Maya",
-    "Mateo",
-    "Mei",
-    "Mohammed",
-    "Nadia",
-    "Nina",
-    "Noah",
-    "Olga",
-    "Omar",
-    "Pablo",
-    "Priya",
-    "Rafael",
-    "Rosa",
-    "Sam",
-    "Sara",
-    "Sofia",
-    "Tariq",
-    "Tom",
-    "Valentina",
-    "Wei",
-    "Yara",
-    "Yusuf",
-    "Zoe",
-]
-LAST_NAMES = [
-    "Adeyemi",
-    "Andersen",
-    "Bauer",
-    "Bianchi",
-    "Brown",
-    "Castillo",
-    "Chen",
-    "Costa",
-    "Das",
-    "Dubois",
-    "Eriksson",
-    "Fischer",
-    "Garcia",
-    "Gupta",
-    "Haddad",
-    "Hansen",
-    "Ito",
-    "Jansen",
-    "Kaur",
-    "Khan",
-    "Kim",
-    "Kowalski",
-    "Larsen",
-    "Lee",
-    "Lopez",
-    "Martin",
-    "Meyer",
-    "Moreau",
-    "Murphy",
-    "Nakamura",
-    "Nguyen",
-    "Novak",
-    "Okafor",
-    "Olsen",
-    "Patel",
-    "Pereira",
-    "Petrov",
-    "Rossi",
-    "Santos",
-    "Schmidt",
-    "Silva",
-    "Singh",
-    "Smith",
-    "Suzuki",
-    "Tanaka",
-    "Torres",
-    "Walsh",
-    "Wang",
-    "Weber",
-    "Williams",
-    "Wong",
-    "Yilmaz",
-    "Zhang",
-]
 
 
 def _risk_people() -> list[tuple[str, str, str]]:

@@ -1,4 +1,5 @@
-"""Forms for data sources: one form per connector kind, built from its `settings_spec`.
+"""Forms for data sources: one form per connector kind, built from its settings schema
+(`connector.schema`, see sources.sync.schema).
 
 Forms only collect input; sources.sync.services validates (forms call its `source_check`
 in clean(), so errors sit beside their fields) and writes. Secret inputs never render a
@@ -15,7 +16,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from inventory import models as m
 from sources import models as sm
 from sources.sync import secrets, services
-from sources.sync.base import Connector, Setting
+from sources.sync.base import Setting, SourceKind
 
 SECRET_HELP = (
     "Stored encrypted and never shown again. Leave blank to keep the stored value; "
@@ -51,7 +52,14 @@ def setting_field(setting: Setting, *, initial: Any) -> forms.Field:
         "initial": initial,
     }
     if setting.kind == "int":
-        return forms.IntegerField(**common)
+        # The bounds render (the browser stops most slips); the schema checks them, so the
+        # form, the API and the command refuse with the same words.
+        attrs = {
+            key: value
+            for key, value in (("min", setting.min_value), ("max", setting.max_value))
+            if value is not None
+        }
+        return forms.IntegerField(widget=forms.NumberInput(attrs=attrs), **common)
     if setting.kind == "bool":
         return forms.BooleanField(**common)
     if setting.kind == "textarea":
@@ -78,7 +86,7 @@ def setting_field(setting: Setting, *, initial: Any) -> forms.Field:
     )
 
 
-def connector_info(cls: type[Connector]) -> dict[str, Any]:
+def connector_info(cls: type[SourceKind]) -> dict[str, Any]:
     """What templates show of a connector. Templates call callables, and a connector
     class is one, so they get a plain dict instead of the class."""
     return {
@@ -125,7 +133,7 @@ class SourceForm(forms.Form):
         self,
         data: Any = None,
         *,
-        connector: type[Connector],
+        connector: type[SourceKind],
         source: sm.DataSource | None = None,
         **kwargs: Any,
     ) -> None:
@@ -156,7 +164,7 @@ class SourceForm(forms.Form):
             self.schedule_note = ""
         self.setting_names: list[str] = []
         self.secret_names: list[str] = []
-        for setting in connector.settings_spec:
+        for setting in connector.schema.fields:
             if setting.secret:
                 self._add_secret(setting)
             else:
@@ -284,7 +292,7 @@ class SyncForm(forms.Form):
     file = forms.FileField(required=False, label="File")
     dry_run = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, connector: type[Connector], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connector: type[SourceKind], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connector = connector
         if connector.upload == "none":

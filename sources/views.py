@@ -36,7 +36,7 @@ from sources.forms import (
     connector_info,
 )
 from sources.sync import runner, services
-from sources.sync.base import Connector, RevokeError
+from sources.sync.base import RevokeError, SourceKind
 from sources.tables import (
     DeploymentEventTable,
     SourceTable,
@@ -128,7 +128,7 @@ SERIES_COLOURS = {
 }
 
 
-def _connector(kind: str) -> type[Connector]:
+def _connector(kind: str) -> type[SourceKind]:
     try:
         return services.connector_class(kind)
     except (ValidationError, ImportError) as exc:
@@ -226,7 +226,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
 # ---------------------------------------------------------------------------
 # Detail
 # ---------------------------------------------------------------------------
-def _next_run(source: sm.DataSource, cls: type[Connector]) -> str:
+def _next_run(source: sm.DataSource, cls: type[SourceKind]) -> str:
     if not cls.pull or cls.upload == "required" or not source.schedule_minutes:
         return ""
     if not source.enabled:
@@ -297,10 +297,12 @@ def deployment_event_curl(url: str) -> str:
     )
 
 
-def _settings_rows(source: sm.DataSource, cls: type[Connector]) -> list[dict[str, Any]]:
+def _settings_rows(
+    source: sm.DataSource, cls: type[SourceKind]
+) -> list[dict[str, Any]]:
     described = services.describe_secrets(source)
     rows = []
-    for setting in cls.settings_spec:
+    for setting in cls.schema.fields:
         if setting.secret:
             value = described.get(setting.name, "")
             shown = (
@@ -593,7 +595,9 @@ REVOCABLE_KINDS: dict[str, type[Model]] = {
 }
 
 
-def revocable_source(obj: Model) -> tuple[sm.DataSource | None, type[Connector] | None]:
+def revocable_source(
+    obj: Model,
+) -> tuple[sm.DataSource | None, type[SourceKind] | None]:
     """The source whose connector can revoke `obj`, from its source label, if any."""
     kind, _, pk = (obj.source or "").partition(":")
     if not pk.isdigit() or kind not in CONNECTORS:

@@ -8,6 +8,9 @@ otherwise (a request whose type is refused gets JSON); 503 with Retry-After when
 database cannot take the write, which the exporters retry. A bad request is never a 500
 and never half-written: everything one request writes is in one transaction.
 
+The view is HTTP only (method, token, the capped read, the answer's encoding); what the
+body means is `sources.receivers.otlp.OtlpReceiver`'s: decode -> aggregate -> apply.
+
 The body is read from the stream with a cap rather than through `request.body`: Django's
 DATA_UPLOAD_MAX_MEMORY_SIZE would answer its own 400 for a large export, and the OTLP
 limits (`OTLP_MAX_BODY_BYTES`, `OTLP_MAX_INFLATED_BYTES`) are what apply here.
@@ -20,7 +23,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -30,9 +33,8 @@ from sources.receivers import otlp
 
 log = logging.getLogger(__name__)
 
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
-ENCODINGS = {"": "", "identity": "", "gzip": "gzip", "deflate": "deflate"}
+PROTOBUF = otlp.PROTOBUF
+JSON = otlp.JSON
 READ_CHUNK = 64 * 1024
 RETRY_AFTER_SECONDS = 5
 
@@ -40,12 +42,6 @@ METHOD_NOT_ALLOWED = "Only POST is accepted."
 UNAUTHENTICATED = "A bearer token with the telemetry scope is required."
 BAD_TOKEN = "Invalid, expired or revoked token."
 NO_SCOPE = "This token does not have the telemetry scope."
-UNSUPPORTED_TYPE = (
-    "Content-Type must be application/x-protobuf or application/json, not {value!r}."
-)
-UNSUPPORTED_ENCODING = (
-    "Content-Encoding must be gzip, deflate or identity, not {value!r}."
-)
 BAD_LENGTH = "The Content-Length header is not a number."
 UNAVAILABLE = "The inventory database could not take the write; retry later."
 
@@ -150,7 +146,7 @@ def traces(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST"
         return response
     try:
-        return _receive(request, content_type, as_protobuf)
+        return _receive(request, as_protobuf)
     except otlp.OtlpError as exc:
         return _error(exc.status, exc.message, as_protobuf=as_protobuf)
     except DatabaseError:
@@ -160,54 +156,21 @@ def traces(request: HttpRequest) -> HttpResponse:
         return _error(503, UNAVAILABLE, as_protobuf=as_protobuf)
 
 
-def _receive(
-    request: HttpRequest, content_type: str, as_protobuf: bool
-) -> HttpResponse:
+def _receive(request: HttpRequest, as_protobuf: bool) -> HttpResponse:
     refused = _authenticate(request)
     if refused is not None:
         return _error(*refused, as_protobuf=as_protobuf)
-    if content_type not in (PROTOBUF, JSON):
-        return _error(
-            415,
-            UNSUPPORTED_TYPE.format(value=request.META.get("CONTENT_TYPE", "")[:100]),
-            as_protobuf=False,
-        )
-    raw_encoding = request.headers.get("Content-Encoding", "").strip().lower()
-    encoding = ENCODINGS.get(raw_encoding)
-    if encoding is None:
-        return _error(
-            415,
-            UNSUPPORTED_ENCODING.format(value=raw_encoding[:100]),
-            as_protobuf=as_protobuf,
-        )
+    receiver = otlp.OtlpReceiver(max_inflated=settings.OTLP_MAX_INFLATED_BYTES)
+    receiver.check_headers(request.headers)  # 415 before the body is read
     body = _read_body(request, settings.OTLP_MAX_BODY_BYTES)
-    body = otlp.inflate(body, encoding, settings.OTLP_MAX_INFLATED_BYTES)
-    message = otlp.parse_protobuf(body) if as_protobuf else otlp.parse_json(body)
+    message = receiver.decode(body, request.headers)
     del body
-    result = _ingest(message)
+    result = receiver.apply(receiver.aggregate(message))
     reason = otlp.REJECTED_REASON.format(n=result.rejected) if result.rejected else ""
     return HttpResponse(
         otlp.response_body(result.rejected, reason, as_json=not as_protobuf),
         content_type=PROTOBUF if as_protobuf else JSON,
     )
-
-
-def _ingest(message) -> otlp.IngestResult:
-    """One transaction; once more with an empty cache if a cached id's row was deleted.
-
-    Foreign keys are checked at commit (Django creates them deferred), so a usage row for
-    a deployment deleted since it was cached fails there, as an IntegrityError; so does
-    losing the race to create the same observed deployment or source.
-    """
-    for attempt in (1, 2):
-        try:
-            with transaction.atomic():
-                return otlp.ingest(message, cache=otlp.RECEIVER_CACHE)
-        except IntegrityError:
-            otlp.RECEIVER_CACHE.clear()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------

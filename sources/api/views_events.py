@@ -1,14 +1,13 @@
 """POST /api/v1/deployment-events: a CI/CD pipeline reports what it deployed, and where.
 
 Needs a token with the `deploy` scope. The work is done by
-sources.connectors.cicd.deployment_event_record, in one transaction.
+sources.receivers.cicd.CicdReceiver (decode -> apply), in one transaction.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,10 +19,7 @@ from sources.api.serializers import (
     DeploymentEventSerializer,
 )
 from sources.api.views import BAD_INPUT
-from sources.connectors.cicd import DeployEvent, deployment_event_record
-
-IDEMPOTENCY_KEY_NOT_PRINTABLE = "Printable text only (no NUL or control characters)."
-IDEMPOTENCY_KEY_MAX = 200
+from sources.receivers.cicd import CicdReceiver
 
 
 class DeploymentEventView(APIView):
@@ -67,29 +63,9 @@ class DeploymentEventView(APIView):
         "deployment is keyed by environment and endpoint.",
     )
     def post(self, request: Request) -> Response:
-        key = request.headers.get("Idempotency-Key", "").strip()
-        if len(key) > IDEMPOTENCY_KEY_MAX:
-            raise ValidationError(
-                {"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} characters."]}
-            )
-        if not key.isprintable():
-            raise ValidationError({"Idempotency-Key": [IDEMPOTENCY_KEY_NOT_PRINTABLE]})
-        data = DeploymentEventInSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        v = data.validated_data
-        event = DeployEvent(
-            model=v["model"],
-            version=v["version"],
-            environment=v["environment"],
-            endpoint=v["endpoint"],
-            deployment=v.get("deployment", ""),
-            commit=v.get("commit", ""),
-            pipeline=v.get("pipeline", ""),
-            pipeline_run=v.get("pipeline_run", ""),
-            deployed_at=v.get("deployed_at"),
-            idempotency_key=key,
+        row, created = CicdReceiver(token=request.auth).receive(
+            request.data, request.headers
         )
-        row, created = deployment_event_record(event=event, token=request.auth)
         return Response(
             DeploymentEventSerializer(row, context={"request": request}).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

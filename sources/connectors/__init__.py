@@ -1,4 +1,6 @@
-"""One module per source kind, each a `sources.sync.base.Connector` subclass.
+"""One module per source kind: a `sources.sync.base.Connector` subclass for each pull or
+file source, and for a push-only kind (CI/CD) its `PushSource` beside its receiver in
+`sources.receivers`.
 
 Imported by dotted path when used, so a sync of one kind never loads another's client
 library (the Kubernetes client, boto3 and hvac are sizeable).
@@ -14,5 +16,5 @@ CONNECTORS: dict[str, str] = {
     "vault": "sources.connectors.vault.VaultConnector",
     "gcp_keys": "sources.connectors.gcp_keys.GcpKeysConnector",
     "github_tokens": "sources.connectors.github_tokens.GithubTokensConnector",
-    "cicd": "sources.connectors.cicd.CicdConnector",
+    "cicd": "sources.receivers.cicd.CicdSource",
 }

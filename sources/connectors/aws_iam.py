@@ -206,9 +206,7 @@ class AwsIamConnector(CredentialConnector):
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise SourceConfigError(NOT_A_REPORT.format(missing=", ".join(missing)))
-        read_tags = iam is not None and as_bool(
-            self.setting(ctx.settings, "read_user_tags")
-        )
+        read_tags = iam is not None and as_bool(ctx.options.read_user_tags)
         while True:
             try:
                 row = next(reader)
@@ -234,12 +232,8 @@ class AwsIamConnector(CredentialConnector):
                 with self._errors(ctx, tags_call=True):
                     tags = _user_tags(iam, user)
             for external_id, cred in slots:
-                cred.model_name = (
-                    tags.get(self.setting(ctx.settings, "model_key")) or ""
-                )
-                cred.deployment_name = (
-                    tags.get(self.setting(ctx.settings, "deployment_key")) or ""
-                )
+                cred.model_name = tags.get(ctx.options.model_key) or ""
+                cred.deployment_name = tags.get(ctx.options.deployment_key) or ""
                 yield Record(external_id, cred)
 
     # -- revoking ----------------------------------------------------------------------
@@ -279,21 +273,21 @@ class AwsIamConnector(CredentialConnector):
             session = boto3.session.Session()  # the default chain: role, environment
         timeout = settings.SYNC_HTTP_TIMEOUT
         kwargs: dict[str, Any] = {
-            "region_name": self.setting(ctx.settings, "region") or "us-east-1",
+            "region_name": ctx.options.region or "us-east-1",
             "config": Config(
                 connect_timeout=timeout,
                 read_timeout=timeout,
                 retries={"max_attempts": 3, "mode": "standard"},
             ),
         }
-        if ctx.settings.get("endpoint_url"):
-            kwargs["endpoint_url"] = ctx.settings["endpoint_url"]
+        if ctx.options.endpoint_url:
+            kwargs["endpoint_url"] = ctx.options.endpoint_url
         return session.client("iam", **kwargs)
 
     @contextmanager
     def _errors(self, ctx: FetchContext, *, tags_call: bool = False) -> Iterator[None]:
         """Turn botocore's errors into the sync's: unavailable (retried) or misconfigured."""
-        endpoint = ctx.settings.get("endpoint_url") or "AWS"
+        endpoint = ctx.options.endpoint_url or "AWS"
         try:
             yield
         except bx.SSLError as exc:

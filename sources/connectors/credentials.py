@@ -249,9 +249,23 @@ def apply_credentials(
 # ---------------------------------------------------------------------------
 # The connector base the four share
 # ---------------------------------------------------------------------------
+def _rules_text(text: str) -> str:
+    """The rules must compile; every bad line is named in the error."""
+    try:
+        parse_rules(text)
+    except ValidationError as exc:
+        raise ValidationError(exc.message_dict["rules"]) from None
+    return text
+
+
 def rules_setting() -> Setting:
     return Setting(
-        "rules", "Naming rules", kind="textarea", default="", help=RULES_HELP
+        "rules",
+        "Naming rules",
+        kind="textarea",
+        default="",
+        help=RULES_HELP,
+        validators=(_rules_text,),
     )
 
 
@@ -280,17 +294,10 @@ class CredentialConnector(Connector):
     # deleted, so they can be re-enabled; tokens are gone for good).
     revoked_status: ClassVar[str] = m.NonHumanIdentity.Status.REVOKED
 
-    def setting(self, ctx_settings: dict[str, Any], name: str) -> Any:
-        """A setting's value, or its declared default when it was never saved."""
-        if ctx_settings.get(name) is not None:
-            return ctx_settings[name]
-        for spec in self.settings_spec:
-            if spec.name == name:
-                return spec.default
-        return None
-
     def _rules(self) -> list[NamingRule]:
-        return parse_rules(self.source.config.get("rules"))
+        # Parsed here, not by the schema, so that rules stored before they were checked
+        # fail with RULES_INVALID in check_rules(); the schema gives the text, defaulted.
+        return parse_rules(self.schema.typed(self.source.config)["rules"])
 
     def check_rules(self) -> None:
         """Fail the run up front on rules saved before they were checked (or by hand in
@@ -307,12 +314,6 @@ class CredentialConnector(Connector):
         if "rules" not in rules:
             rules["rules"] = self._rules()
         apply_credentials(batch, ctx, rules["rules"])
-
-    @classmethod
-    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """The naming rules must compile; a bad line is named in the error."""
-        parse_rules(settings.get("rules"))
-        return settings
 
 
 def as_bool(value: Any) -> bool:

@@ -80,8 +80,8 @@ class GcpKeysConnector(CredentialConnector):
         path = ctx.upload_path
         if not path or os.path.getsize(path) == 0:
             raise SourceConfigError(FILE_EMPTY)
-        model_key = self.setting(ctx.settings, "model_key")
-        deployment_key = self.setting(ctx.settings, "deployment_key")
+        model_key = ctx.options.model_key
+        deployment_key = ctx.options.deployment_key
         skipped = 0
         first = True
         with open(path, "rb") as fp:

@@ -206,89 +206,55 @@ class Options:
 
     @classmethod
     def from_settings(cls, raw: dict[str, Any]) -> Options:
-        """Read stored settings, applying defaults; raises ValidationError on bad values."""
-        errors: dict[str, str] = {}
-        api_url = str(raw.get("api_url") or "").strip().rstrip("/")
-        if api_url:
-            parts = urlsplit(api_url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                errors["api_url"] = (
-                    "Enter the API server's URL, e.g. https://10.0.0.1:6443."
-                )
-        namespaces = _split(raw.get("namespaces"))
-        bad = [n for n in namespaces if not _DNS_LABEL.fullmatch(n)]
-        if bad:
-            errors["namespaces"] = f"Not a namespace name: {', '.join(bad)}."
-        resources = _split(raw.get("resources")) or [k.key for k in KINDS]
-        unknown = [r for r in resources if r not in KIND_BY_KEY]
-        if unknown:
-            errors["resources"] = (
-                f"Unknown resource(s): {', '.join(unknown)}. "
-                f"Choose from: {', '.join(KIND_BY_KEY)}."
-            )
-        page_size = raw.get("page_size")
-        page_size = 500 if page_size in (None, "") else page_size
-        try:
-            page_size = int(page_size)
-            if not 1 <= page_size <= 10_000:
-                raise ValueError
-        except (TypeError, ValueError):
-            errors["page_size"] = "Enter a whole number from 1 to 10000."
-            page_size = 500
-        environment = str(raw.get("environment") or "production")
-        if environment not in m.Deployment.Environment.values:
-            errors["environment"] = "Choose production, staging or development."
-        scope = str(raw.get("deployments_scope") or "labelled")
-        if scope not in ("labelled", "all"):
-            errors["deployments_scope"] = "Choose labelled or all."
-        ca_cert = str(raw.get("ca_cert") or "").strip()
-        if ca_cert and "-----BEGIN CERTIFICATE-----" not in ca_cert:
-            errors["ca_cert"] = (
-                "Paste the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)."
-            )
-        labels = {}
-        for name, default in (
-            ("model_label", DEFAULT_MODEL_LABEL),
-            ("version_label", DEFAULT_VERSION_LABEL),
-        ):
-            labels[name] = str(raw.get(name) or default).strip()
-            if not _LABEL_KEY.fullmatch(labels[name]):
-                errors[name] = "Not a Kubernetes label key."
-        if errors:
-            raise ValidationError(errors)
-        return cls(
-            api_url=api_url,
-            kubeconfig_path=str(raw.get("kubeconfig_path") or "").strip(),
-            verify_tls=_bool(raw.get("verify_tls"), True),
-            ca_cert=ca_cert,
-            namespaces=tuple(dict.fromkeys(namespaces)),
-            resources=tuple(k.key for k in KINDS if k.key in resources),
-            page_size=page_size,
-            environment=environment,
-            deployments_scope=scope,
-            **labels,
-        )
+        """Stored settings through the connector's schema, defaults applied; raises
+        ValidationError keyed by setting name on bad values."""
+        schema = KubernetesConnector.schema
+        return cls.from_typed(schema.typed(schema.validate(raw)))
+
+    @classmethod
+    def from_typed(cls, typed: Any) -> Options:
+        """From the schema's TypedSettings (or the dict `Schema.typed` gives)."""
+        return cls(**{name: typed[name] for name in cls.__dataclass_fields__})
+
+
+BAD_API_URL = "Enter the API server's URL, e.g. https://10.0.0.1:6443."
+BAD_NAMESPACE = "Not a namespace name: {names}."
+BAD_LABEL_KEY = "Not a Kubernetes label key."
+BAD_CA_CERT = "Paste the CA certificate in PEM form (-----BEGIN CERTIFICATE-----)."
+
+
+def _api_url(value: str) -> str:
+    return value.rstrip("/")
+
+
+def _namespaces(names: list[str]) -> list[str]:
+    bad = [n for n in names if not _DNS_LABEL.fullmatch(n)]
+    if bad:
+        raise ValidationError(BAD_NAMESPACE.format(names=", ".join(bad)))
+    return list(dict.fromkeys(names))
+
+
+def _resources(keys: list[str]) -> list[str]:
+    """In the order KINDS lists them, each once."""
+    return [k.key for k in KINDS if k.key in keys]
+
+
+def _label_key(value: str) -> str:
+    if not _LABEL_KEY.fullmatch(value):
+        raise ValidationError(BAD_LABEL_KEY)
+    return value
+
+
+def _ca_cert(value: str) -> str:
+    if value and "-----BEGIN CERTIFICATE-----" not in value:
+        raise ValidationError(BAD_CA_CERT)
+    return value
 
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _LABEL_KEY = re.compile(
     r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
-
-
-def _split(value: Any) -> list[str]:
-    if not value:
-        return []
-    items = value if isinstance(value, list | tuple) else str(value).split(",")
-    return [str(v).strip() for v in items if str(v).strip()]
-
-
-def _bool(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 # ---------------------------------------------------------------------------
@@ -692,12 +658,15 @@ class KubernetesConnector(Connector):
             "api_url",
             "API server URL",
             kind="url",
+            default="",
             help="e.g. https://10.0.0.1:6443. Leave empty to use the in-cluster "
             "service account, or the kubeconfig below.",
+            validators=(_api_url,),
         ),
         Setting(
             "kubeconfig_path",
             "Kubeconfig path",
+            default="",
             help="Used when the API server URL is empty and Runproof runs outside the "
             "cluster; empty means ~/.kube/config.",
         ),
@@ -711,32 +680,48 @@ class KubernetesConnector(Connector):
             "ca_cert",
             "CA certificate (PEM)",
             kind="textarea",
+            default="",
             help="The cluster's CA, if it is not publicly trusted.",
+            validators=(_ca_cert,),
         ),
         Setting(
             "namespaces",
             "Namespaces",
+            many=True,
+            default="",
             help="Comma-separated; empty reads all namespaces.",
+            validators=(_namespaces,),
         ),
         Setting(
             "resources",
             "Resources",
+            many=True,
             default=",".join(k.key for k in KINDS),
             choices=tuple((k.key, k.label) for k in KINDS),
             help="Comma-separated, any of: " + ", ".join(k.key for k in KINDS) + ".",
+            validators=(_resources,),
         ),
-        Setting("page_size", "Page size", kind="int", default=500),
+        Setting(
+            "page_size",
+            "Page size",
+            kind="int",
+            default=500,
+            min_value=1,
+            max_value=10_000,
+        ),
         Setting(
             "model_label",
             "Model label",
             default=DEFAULT_MODEL_LABEL,
             help="The label naming the registered model an object serves.",
+            validators=(_label_key,),
         ),
         Setting(
             "version_label",
             "Version label",
             default=DEFAULT_VERSION_LABEL,
             help="The label naming the model version an object serves.",
+            validators=(_label_key,),
         ),
         Setting(
             "environment",
@@ -771,31 +756,9 @@ class KubernetesConnector(Connector):
         self._bindings: dict[int, set[int]] = {}
         self._notes: list[tuple[str, str]] = []
 
-    @classmethod
-    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        """Check every setting; normalise the ones given (left-out ones keep defaults)."""
-        opts = Options.from_settings(settings)
-        normal = {
-            "api_url": opts.api_url,
-            "kubeconfig_path": opts.kubeconfig_path,
-            "verify_tls": opts.verify_tls,
-            "ca_cert": opts.ca_cert,
-            "namespaces": ",".join(opts.namespaces),
-            "resources": ",".join(opts.resources),
-            "page_size": opts.page_size,
-            "model_label": opts.model_label,
-            "version_label": opts.version_label,
-            "environment": opts.environment,
-            "deployments_scope": opts.deployments_scope,
-        }
-        return {k: normal.get(k, v) for k, v in settings.items()}
-
     # -- fetch --------------------------------------------------------------------------
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
-        try:
-            opts = Options.from_settings(ctx.settings)
-        except ValidationError as exc:
-            raise SourceConfigError(_validation_text(exc)) from None
+        opts = Options.from_typed(ctx.options)  # SourceConfigError on bad settings
         if ctx.upload_path:
             yield from self._fetch_file(ctx, opts)
         else:
@@ -1275,14 +1238,6 @@ def _tls_message(host: str, reason: Any) -> str:
 def _short(exc: Any) -> str:
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:300]
-
-
-def _validation_text(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(
-            f"{name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 def _dump(obj: Any) -> str:

@@ -27,9 +27,10 @@ The app needs no MLflow client library: `requests` is enough.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,6 +57,7 @@ from sources.sync.base import (
     excerpt,
 )
 from sources.sync.engine import ApplyContext
+from sources.sync.schema import TypedSettings
 
 API = "/api/2.0/mlflow"
 MAX_PAGE_SIZE = 1000
@@ -148,7 +150,23 @@ def _text(config: dict[str, Any], name: str, default: str) -> str:
     return value.strip()
 
 
-def rules_from(config: dict[str, Any]) -> Rules:
+def _tracking_uri(uri: str) -> str:
+    """No credentials in the URL (they belong in the secrets); no trailing slash."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        raise ValidationError(URL_CREDENTIALS)
+    return uri.rstrip("/")
+
+
+def _tag_setting(text: str, default_value: str | None = None) -> str:
+    try:
+        _key_value(text, default_value)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    return text
+
+
+def rules_from(config: Mapping[str, Any]) -> Rules:
     """Rules from a source's settings, with defaults; ValueError names a bad one."""
     try:
         retired = _key_value(_text(config, "retired_tag", "lifecycle"), "retired")
@@ -176,6 +194,7 @@ def rules_from(config: dict[str, Any]) -> Rules:
 
 
 def page_size_from(config: dict[str, Any]) -> int:
+    """A page size from a plain dict (recordings, tests); syncs read ctx.options."""
     value = config.get("page_size", DEFAULT_PAGE_SIZE)
     if value in (None, ""):
         return DEFAULT_PAGE_SIZE
@@ -482,6 +501,7 @@ class MLflowConnector(Connector):
             required=True,
             kind="url",
             help="The MLflow server's base URL, e.g. https://mlflow.internal:5000.",
+            validators=(_tracking_uri,),
         ),
         Setting(
             "approved_alias",
@@ -506,6 +526,7 @@ class MLflowConnector(Connector):
             "Retired model tag",
             default="lifecycle=retired",
             help="A registered-model tag (key=value, or a key meaning key=retired) that retires the model.",
+            validators=(partial(_tag_setting, default_value="retired"),),
         ),
         Setting(
             "name_filter",
@@ -517,6 +538,8 @@ class MLflowConnector(Connector):
             "Page size",
             kind="int",
             default=DEFAULT_PAGE_SIZE,
+            min_value=1,
+            max_value=MAX_PAGE_SIZE,
             help=f"Models per request (1 to {MAX_PAGE_SIZE}).",
         ),
         Setting(
@@ -534,6 +557,7 @@ class MLflowConnector(Connector):
             "Revoke tag",
             default="approval_status=revoked",
             help="The key=value tag set on a version when revoking by tag.",
+            validators=(_tag_setting,),
         ),
         Setting(
             "token", "Bearer token", secret=True, help="Or a user name and password."
@@ -549,41 +573,17 @@ class MLflowConnector(Connector):
         ),
     )
 
-    @classmethod
-    def validate_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, list[str]] = {}
-        uri = settings.get("tracking_uri")
-        if isinstance(uri, str):
-            parts = urlsplit(uri)
-            if parts.username or parts.password:
-                errors["tracking_uri"] = [URL_CREDENTIALS]
-            settings["tracking_uri"] = uri.rstrip("/")
-        if "page_size" in settings:
-            try:
-                page_size_from(settings)
-            except ValueError:
-                errors["page_size"] = [PAGE_SIZE_RANGE]
-        for name in ("revoke_tag", "retired_tag"):
-            if name in settings:
-                try:
-                    _key_value(
-                        settings[name], "retired" if name == "retired_tag" else None
-                    )
-                except ValueError:
-                    errors[name] = [TAG_SHAPE]
-        if errors:
-            raise ValidationError(errors)
-        return settings
-
     # -- fetching ----------------------------------------------------------------------
     def _setup(self, ctx: FetchContext) -> tuple[Api, Rules, int]:
-        uri = ctx.settings.get("tracking_uri")
-        if not isinstance(uri, str) or not uri.strip():
+        options = ctx.options  # checked by the schema: SourceConfigError if bad
+        uri = options.tracking_uri
+        if not uri:
             raise SourceConfigError(NO_URI)
         try:
-            rules, page_size = rules_from(ctx.settings), page_size_from(ctx.settings)
+            rules = rules_from(options)
         except ValueError as exc:
             raise SourceConfigError(str(exc)) from None
+        page_size = options.page_size
         token = ctx.secrets.get("token")
         if token and (ctx.secrets.get("username") or ctx.secrets.get("password")):
             raise SourceConfigError(CHOOSE_AUTH)
@@ -594,16 +594,16 @@ class MLflowConnector(Connector):
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
         api, rules, page_size = self._setup(ctx)
         try:
-            for page in self._model_pages(api, ctx.settings, page_size):
+            for page in self._model_pages(api, ctx.options, page_size):
                 yield from self._page_records(api, page, rules, page_size)
         finally:
             api.close()
 
     def _model_pages(
-        self, api: Api, settings: dict[str, Any], page_size: int
+        self, api: Api, options: TypedSettings, page_size: int
     ) -> Iterator[list[Any]]:
         params: dict[str, Any] = {"max_results": page_size}
-        name_filter = str(settings.get("name_filter") or "").strip()
+        name_filter = options.name_filter or ""
         if name_filter:
             params["filter"] = name_filter
         seen_tokens: set[str] = set()
@@ -854,8 +854,8 @@ class MLflowConnector(Connector):
         not touched: each follows its model's baseline unless the committee pinned one.
         """
         try:
-            rules = rules_from(self.source.config)
-        except ValueError:
+            rules = rules_from(self.schema.parse(self.source.config))
+        except (ValueError, ValidationError):
             return
         champion: dict[int, int | None] = {}
         rows = (

@@ -82,6 +82,8 @@ class OtlpConnector(Connector):
         "ExportTraceServiceRequest per line (gzip accepted). Each file is imported once."
     )
     owns: ClassVar[tuple[type[Model], ...]] = ()
+    # Live exports to /v1/traces go through the receiver; this connector imports files.
+    receiver = "sources.receivers.otlp.OtlpReceiver"
 
     def __init__(self, source: sm.DataSource) -> None:
         super().__init__(source)

@@ -31,7 +31,6 @@ from inventory import models as m
 from sources.connectors.credentials import (
     Credential,
     CredentialConnector,
-    as_bool,
     key_settings,
     parse_time,
     rules_setting,
@@ -125,18 +124,16 @@ class VaultConnector(CredentialConnector):
     def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
         self.check_rules()
         client = self.client(ctx)
-        url = ctx.settings.get("url", "")
+        url = ctx.options.url or ""
         with self._errors(url):
             accessors = list(dict.fromkeys(_list_accessors(client)))
         ctx.expect(len(accessors))
         last_used = self._last_used(ctx, set(accessors))
         human_paths = [
-            p.strip()
-            for p in (self.setting(ctx.settings, "human_paths") or "").splitlines()
-            if p.strip()
+            p.strip() for p in (ctx.options.human_paths or "").splitlines() if p.strip()
         ]
-        model_key = self.setting(ctx.settings, "model_key")
-        deployment_key = self.setting(ctx.settings, "deployment_key")
+        model_key = ctx.options.model_key
+        deployment_key = ctx.options.deployment_key
         for accessor in accessors:
             external_id = f"vault:{accessor}"
             with self._errors(url):
@@ -164,7 +161,7 @@ class VaultConnector(CredentialConnector):
         Only the accessors listed in this run are kept, so memory follows the number of
         live tokens, not the size of the log.
         """
-        path = ctx.settings.get("audit_log_path")
+        path = ctx.options.audit_log_path
         if not path:
             return {}
         latest: dict[str, datetime] = {}
@@ -197,7 +194,7 @@ class VaultConnector(CredentialConnector):
             raise RevokeError(BAD_ID)
         accessor = external_id[len("vault:") :]
         client = self.client(ctx)
-        with self._errors(ctx.settings.get("url", ""), revoking=True):
+        with self._errors(ctx.options.url or "", revoking=True):
             try:
                 client.auth.token.revoke_accessor(accessor)
             except hx.InvalidRequest as exc:
@@ -209,7 +206,7 @@ class VaultConnector(CredentialConnector):
 
     # -- the client and its errors -------------------------------------------------------
     def client(self, ctx: FetchContext) -> Any:
-        url = (ctx.settings.get("url") or "").strip()
+        url = (ctx.options.url or "").strip()
         if not url:
             raise SourceConfigError(NO_URL)
         token = ctx.secrets.get("token")
@@ -218,8 +215,8 @@ class VaultConnector(CredentialConnector):
         return hvac.Client(
             url=url,
             token=token,
-            namespace=ctx.settings.get("namespace") or None,
-            verify=as_bool(self.setting(ctx.settings, "verify_tls")),
+            namespace=ctx.options.namespace or None,
+            verify=ctx.options.verify_tls,
             timeout=settings.SYNC_HTTP_TIMEOUT,
         )
 

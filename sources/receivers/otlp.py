@@ -1,7 +1,7 @@
 """OpenTelemetry traces → hourly usage per deployment and caller, and unowned deployments.
 
-The OTLP/HTTP receiver (`views_otlp`) and the JSON-lines importer (`connectors.otlp`) share
-this module:
+The OTLP/HTTP receiver (`OtlpReceiver` at the end, behind `views_otlp`) and the JSON-lines
+importer (`connectors.otlp`) share this module:
 
 1. *Decoding* (pure): inflate a gzip/deflate body with a size cap, parse protobuf or
    OTLP/JSON (whose trace and span ids are hex, not the base64 protobuf's JSON mapping
@@ -30,15 +30,16 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.http import parse_header_parameters
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -50,6 +51,7 @@ from audit.actors import Actor
 from inventory import history
 from inventory import models as m
 from sources import models as sm
+from sources.receivers.base import Receiver, ReceiverError
 
 RECEIVER_SOURCE_NAME = "OpenTelemetry traces"
 OBSERVED_MODEL_DESCRIPTION = "Observed at runtime; not in any registry."
@@ -127,13 +129,8 @@ _USER_LEN = _LEN["user"]
 _PROVIDER_LEN = _LEN["provider"]
 
 
-class OtlpError(Exception):
+class OtlpError(ReceiverError):
     """A request the receiver refuses; `status` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 BODY_TOO_LARGE = "The request body is larger than {limit} bytes."
@@ -1229,12 +1226,92 @@ def ingest(request: ExportTraceServiceRequest, *, cache: TTLCache) -> IngestResu
 
     Raises OtlpError(403) when the OTLP source is disabled.
     """
+    return ingest_aggregate(Aggregate().add_request(request), cache=cache)
+
+
+def ingest_aggregate(agg: Aggregate, *, cache: TTLCache) -> IngestResult:
+    """`ingest` once the request is aggregated; call inside a transaction."""
     source = receiver_source(cache)
     if source is None:
         raise OtlpError(403, SOURCE_DISABLED)
-    agg = Aggregate().add_request(request)
     applied = apply_aggregate(agg, source_label=source.label, cache=cache)
     if applied.deployment_ids_created or applied.model_ids_created:
         push_record(source=sm.DataSource.objects.get(pk=source.pk), result=applied)
     touch_source(source)
     return IngestResult(agg.spans, agg.genai, agg.ignored, agg.rejected, applied)
+
+
+# ---------------------------------------------------------------------------
+# The receiver: what POST /v1/traces does with a body, as decode -> aggregate -> apply
+# ---------------------------------------------------------------------------
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+ENCODINGS = {"": "", "identity": "", "gzip": "gzip", "deflate": "deflate"}
+
+UNSUPPORTED_TYPE = (
+    "Content-Type must be application/x-protobuf or application/json, not {value!r}."
+)
+UNSUPPORTED_ENCODING = (
+    "Content-Encoding must be gzip, deflate or identity, not {value!r}."
+)
+
+
+def content_type_of(headers: Mapping[str, str]) -> str:
+    """The media type alone, lower case, as Django's `request.content_type` reads it."""
+    return parse_header_parameters(headers.get("Content-Type", ""))[0].strip().lower()
+
+
+class OtlpReceiver(Receiver[ExportTraceServiceRequest, Aggregate, IngestResult]):
+    """One OTLP/HTTP export: decode the body, sum its spans, write the buckets.
+
+    `check_headers` runs before the body is read (a refused type or encoding costs no
+    read); `decode` runs it again, so the three steps also work on their own.
+    """
+
+    kind = "otlp"
+
+    def __init__(self, *, max_inflated: int, cache: TTLCache = RECEIVER_CACHE) -> None:
+        self.max_inflated = max_inflated
+        self.cache = cache
+
+    @staticmethod
+    def check_headers(headers: Mapping[str, str]) -> tuple[bool, str]:
+        """(protobuf or not, Content-Encoding) or OtlpError(415)."""
+        content_type = content_type_of(headers)
+        if content_type not in (PROTOBUF, JSON):
+            raise OtlpError(
+                415,
+                UNSUPPORTED_TYPE.format(value=headers.get("Content-Type", "")[:100]),
+            )
+        raw_encoding = headers.get("Content-Encoding", "").strip().lower()
+        encoding = ENCODINGS.get(raw_encoding)
+        if encoding is None:
+            raise OtlpError(415, UNSUPPORTED_ENCODING.format(value=raw_encoding[:100]))
+        return content_type == PROTOBUF, encoding
+
+    def decode(
+        self, body: bytes, headers: Mapping[str, str]
+    ) -> ExportTraceServiceRequest:
+        as_protobuf, encoding = self.check_headers(headers)
+        body = inflate(body, encoding, self.max_inflated)
+        return parse_protobuf(body) if as_protobuf else parse_json(body)
+
+    def aggregate(self, message: ExportTraceServiceRequest) -> Aggregate:
+        return Aggregate().add_request(message)
+
+    def apply(self, batch: Aggregate) -> IngestResult:
+        """One transaction; once more with an empty cache if a cached id's row was deleted.
+
+        Foreign keys are checked at commit (Django creates them deferred), so a usage row for
+        a deployment deleted since it was cached fails there, as an IntegrityError; so does
+        losing the race to create the same observed deployment or source.
+        """
+        for attempt in (1, 2):
+            try:
+                with transaction.atomic():
+                    return ingest_aggregate(batch, cache=self.cache)
+            except IntegrityError:
+                self.cache.clear()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")

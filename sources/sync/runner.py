@@ -38,6 +38,7 @@ from sources.sync.base import (
     Connector,
     FetchContext,
     Malformed,
+    SourceKind,
     SourceUnavailable,
     SyncFailure,
 )
@@ -65,11 +66,11 @@ class _DryRunRollback(Exception):
     pass
 
 
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> type[SourceKind]:
     return import_string(CONNECTORS[kind])
 
 
-def connector_for(source: sm.DataSource) -> Connector:
+def connector_for(source: sm.DataSource) -> SourceKind:
     return connector_class(source.kind)(source)
 
 
@@ -81,6 +82,7 @@ def fetch_context(
         settings=dict(source.config),
         secrets=secrets.resolve(secrets.decrypt(source.secrets_encrypted)),
         upload_path=upload_path,
+        schema=connector_class(source.kind).schema,
     )
 
 

@@ -1,7 +1,7 @@
 """Writes to data sources: create, change, delete, and asking for a sync.
 
 The UI, /admin/, the API and the `sources` command all call these, so every path checks the
-same permission, validates settings against the connector's `settings_spec`, encrypts
+same permission, validates settings with the kind's schema (`sources.sync.schema`), encrypts
 secrets the same way and leaves the same audit events. Secret values never reach the audit
 trail: events record which secret names were set or changed, nothing more.
 
@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 
@@ -28,7 +27,18 @@ from inventory.snapshots import snapshot
 from sources import models as sm
 from sources.connectors import CONNECTORS
 from sources.sync import runner, secrets
-from sources.sync.base import Connector, Setting
+from sources.sync.base import Setting, SourceKind
+from sources.sync.schema import (  # noqa: F401  (callers and tests read them here)
+    MAX_SETTING_CHARS,
+    NOT_A_CHOICE,
+    NOT_A_NUMBER,
+    NOT_A_URL,
+    NOT_TEXT,
+    SETTING_REQUIRED,
+    TOO_LONG,
+    UNKNOWN_SETTING,
+    blank,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -39,13 +49,6 @@ UNKNOWN_KIND = "Unknown kind {kind!r}; choose from {choices}."
 KIND_FIXED = "A source's kind cannot change; create another source."
 NAME_TAKEN = "A source with this name already exists."
 NAME_REQUIRED = "Give the source a name."
-UNKNOWN_SETTING = "Unknown setting."
-SETTING_REQUIRED = "This setting is required."
-NOT_A_NUMBER = "Enter a whole number."
-NOT_A_URL = "Enter a URL starting with http:// or https://."
-NOT_A_CHOICE = "Choose one of: {choices}."
-NOT_TEXT = "Enter text."
-TOO_LONG = "At most {limit} characters."
 UNKNOWN_SECRET = "Unknown secret."
 SECRET_REQUIRED = "This secret is required: enter it, or env:VARIABLE to read it from the environment."
 BAD_ENV_NAME = "After env: give an environment variable name (letters, digits, _)."
@@ -56,25 +59,8 @@ MANAGE_SOURCES = (
     "Only an administrator (or a token with the 'sources' scope) can do this."
 )
 
-MAX_SETTING_CHARS = 10_000
 MAX_SCHEDULE_MINUTES = 7 * 24 * 60
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _check_url(text: str) -> None:
-    """http(s) and a host. Looser than URLValidator on purpose: in-cluster and compose
-    hosts such as http://mlflow:5000 have no dot."""
-    parts = urlsplit(text)
-    if (
-        parts.scheme not in {"http", "https"}
-        or not parts.hostname
-        or any(c.isspace() for c in text)
-    ):
-        raise ValidationError(NOT_A_URL)
-    try:
-        parts.port  # noqa: B018  (raises on a port that is not a number)
-    except ValueError:
-        raise ValidationError(NOT_A_URL) from None
 
 
 # ---------------------------------------------------------------------------
@@ -116,7 +102,7 @@ def _audit_actor(actor: Any, actor_label: str) -> tuple[Any, str]:
 # ---------------------------------------------------------------------------
 # Kinds, settings and secrets
 # ---------------------------------------------------------------------------
-def connector_class(kind: str) -> type[Connector]:
+def connector_class(kind: str) -> type[SourceKind]:
     if kind not in CONNECTORS:
         raise ValidationError(
             {
@@ -140,104 +126,20 @@ def kind_choices() -> list[tuple[str, str]]:
     return sorted(out, key=lambda pair: pair[1].lower())
 
 
-def _settings_of(cls: type[Connector]) -> dict[str, Setting]:
-    return {s.name: s for s in cls.settings_spec if not s.secret}
+def _secrets_of(cls: type[SourceKind]) -> dict[str, Setting]:
+    return cls.schema.secrets
 
 
-def _secrets_of(cls: type[Connector]) -> dict[str, Setting]:
-    return {s.name: s for s in cls.settings_spec if s.secret}
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _coerce(setting: Setting, value: Any) -> Any:
-    """One setting's value in its stored type, or a ValidationError saying why not."""
-    if setting.kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in {"1", "true", "yes", "on"}:
-            return True
-        if text in {"0", "false", "no", "off", ""}:
-            return False
-        raise ValidationError("Enter true or false.")
-    if setting.kind == "int":
-        if isinstance(value, bool):
-            raise ValidationError(NOT_A_NUMBER)
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ValidationError(NOT_A_NUMBER) from None
-        if abs(number) > 2**31:
-            raise ValidationError(NOT_A_NUMBER)
-        return number
-    if not isinstance(value, str | int | float) or isinstance(value, bool):
-        raise ValidationError(NOT_TEXT)
-    text = str(value).strip()
-    if len(text) > MAX_SETTING_CHARS:
-        raise ValidationError(TOO_LONG.format(limit=MAX_SETTING_CHARS))
-    if setting.kind == "url":
-        _check_url(text)
-    if setting.kind == "choice":
-        allowed = [c for c, _ in setting.choices]
-        if text not in allowed:
-            raise ValidationError(NOT_A_CHOICE.format(choices=", ".join(allowed)))
-    return text
-
-
-def clean_settings(cls: type[Connector], raw: dict[str, Any]) -> dict[str, Any]:
-    """Settings checked against the connector's spec, then by the connector itself.
+def clean_settings(cls: type[SourceKind], raw: dict[str, Any]) -> dict[str, Any]:
+    """Settings checked against the kind's schema (`sources.sync.schema.Schema.clean`).
 
     Errors are keyed "config.<setting>" so a form or the API can put each beside its field.
-    Blank optional settings are left out; their defaults apply when the sync runs.
     """
-    spec = _settings_of(cls)
-    errors: dict[str, list[str]] = {}
-    out: dict[str, Any] = {}
-    for name, value in raw.items():
-        if name not in spec:
-            errors[f"config.{name}"] = [UNKNOWN_SETTING]
-            continue
-        setting = spec[name]
-        if _blank(value) and setting.kind != "bool":
-            continue
-        try:
-            out[name] = _coerce(setting, value)
-        except ValidationError as exc:
-            errors[f"config.{name}"] = exc.messages
-    for name, setting in spec.items():
-        if setting.required and name not in out and f"config.{name}" not in errors:
-            errors[f"config.{name}"] = [SETTING_REQUIRED]
-    if errors:
-        raise ValidationError(errors)
-    try:
-        checked = cls.validate_settings(dict(out))
-    except ValidationError as exc:
-        raise ValidationError(_prefixed(cls, exc)) from None
-    return checked if checked is not None else out
-
-
-def _prefixed(cls: type[Connector], exc: ValidationError) -> dict[str, list[str]]:
-    """The connector's own field errors, keyed as clean_settings keys them."""
-    if not hasattr(exc, "error_dict"):
-        return {NON_FIELD_ERRORS: exc.messages}
-    settings_, secrets_ = _settings_of(cls), _secrets_of(cls)
-    out: dict[str, list[str]] = {}
-    for key, errs in exc.message_dict.items():
-        if key in settings_:
-            name = f"config.{key}"
-        elif key in secrets_:
-            name = f"secrets.{key}"
-        else:
-            name = NON_FIELD_ERRORS
-        out.setdefault(name, []).extend(errs)
-    return out
+    return cls.schema.clean(raw)
 
 
 def merge_secrets(
-    cls: type[Connector],
+    cls: type[SourceKind],
     stored: dict[str, str],
     given: dict[str, Any] | None,
     clear: Iterable[str] = (),
@@ -310,13 +212,13 @@ def _secrets_note(
 def _check_fields(
     *, name: str, schedule_minutes: int, errors: dict[str, list[str]]
 ) -> None:
-    if _blank(name):
+    if blank(name):
         errors["name"] = [NAME_REQUIRED]
     if not 0 <= schedule_minutes <= MAX_SCHEDULE_MINUTES:
         errors["schedule_minutes"] = [SCHEDULE_RANGE]
 
 
-def default_schedule(cls: type[Connector]) -> int:
+def default_schedule(cls: type[SourceKind]) -> int:
     """Pull sources sync hourly by default; push and upload-only sources never on a schedule."""
     return 60 if cls.pull and cls.upload != "required" else 0
 

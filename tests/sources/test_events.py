@@ -10,7 +10,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from inventory import models as m
 from sources import models as sm
-from sources.connectors.cicd import CICD_SOURCE_NAME, EVENT_ACTION
+from sources.receivers.cicd import CICD_SOURCE_NAME, EVENT_ACTION
 from tests.factories import AIModelFactory, ModelVersionFactory
 
 pytestmark = pytest.mark.django_db
@@ -146,7 +146,7 @@ def test_an_idempotency_key_makes_a_retry_safe_and_is_checked(deployer):
 
 def test_a_concurrent_duplicate_rolls_back_whole_and_returns_the_first(deployer):
     """The unique key, not the look-before-write, is what stops a racing duplicate."""
-    from sources.connectors import cicd
+    from sources.receivers import cicd
 
     token, client = deployer
     first = send(client, EVENT).json()

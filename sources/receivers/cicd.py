@@ -1,9 +1,11 @@
 """CI/CD deployment events: a pipeline says "I deployed model M version V to E at X".
 
 Nothing is fetched: pipelines push events to POST /api/v1/deployment-events (see
-inventory/api/views_events.py), and `deployment_event_record()` below applies each one in a
-single transaction. The connector exists so that a CI/CD DataSource shows health in the
-sources list and owns the rows events create (their `source` column is its label).
+sources/api/views_events.py), whose view hands the body to `CicdReceiver`: decode (the
+serializer and the Idempotency-Key header) -> one event -> apply
+(`deployment_event_record()` below, in a single transaction). `CicdSource` is the kind, so
+that a CI/CD DataSource shows health in the sources list and owns the rows events create
+(their `source` column is its label); it has nothing to fetch.
 
 A version a pipeline deploys that nobody registered is created *pending approval*: an
 unregistered version running in production is itself something governance must see.
@@ -12,7 +14,7 @@ unregistered version running in production is itself something governance must s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from rest_framework.exceptions import ValidationError as BadRequest
 
 import audit
 from audit.actors import Actor
@@ -29,8 +32,10 @@ from inventory import history
 from inventory import models as m
 from inventory.snapshots import snapshot
 from sources import models as sm
+from sources.api.serializers import DeploymentEventInSerializer
+from sources.receivers.base import Receiver
 from sources.sync import services
-from sources.sync.base import Connector, FetchContext, Malformed, Record
+from sources.sync.base import PushSource
 
 CICD_KIND = "cicd"
 CICD_SOURCE_NAME = "CI/CD deployment events"
@@ -38,24 +43,17 @@ EVENT_ACTION = "deployment.deploy_event"
 OBSERVED_MODEL_NOTE = "Deployed by a CI/CD pipeline; not in any registry."
 
 
-class CicdConnector(Connector):
+class CicdSource(PushSource):
+    """The CI/CD kind: pushed events only, so no fetch and no apply; see CicdReceiver."""
+
     kind = CICD_KIND
     label = "CI/CD deployment events"
     description = (
         "Pipelines POST each deployment to /api/v1/deployment-events with a token that "
         "has the 'deploy' scope. Nothing is fetched."
     )
-    pull = False
-    upload = "none"
     owns = (m.AIModel, m.ModelVersion, m.Deployment)
-
-    def fetch(self, ctx: FetchContext) -> Iterator[Record | Malformed]:
-        """Events arrive by push, so a run (which the runner never starts for a push
-        kind) would find nothing to fetch."""
-        return iter(())
-
-    def apply(self, batch: list[Record], ctx: Any) -> None:
-        """Nothing is fetched, so there is never a batch to apply."""
+    receiver = "sources.receivers.cicd.CicdReceiver"
 
 
 @dataclass(frozen=True)
@@ -328,3 +326,46 @@ def _event_create(
         sent_by=token.identity,
         idempotency_key=event.key,
     )
+
+
+IDEMPOTENCY_KEY_MAX = 200
+IDEMPOTENCY_KEY_TOO_LONG = f"At most {IDEMPOTENCY_KEY_MAX} characters."
+IDEMPOTENCY_KEY_NOT_PRINTABLE = "Printable text only (no NUL or control characters)."
+
+
+class CicdReceiver(Receiver[DeployEvent, DeployEvent, tuple[sm.DeploymentEvent, bool]]):
+    """One deployment event: validated by the API's serializer, applied in one transaction.
+
+    `decode` raises rest_framework's ValidationError (the API's 400 with field errors);
+    one event is one batch, so `aggregate` is the base's identity.
+    """
+
+    kind = CICD_KIND
+
+    def __init__(self, *, token: m.APIToken) -> None:
+        self.token = token
+
+    def decode(self, body: Any, headers: Mapping[str, str]) -> DeployEvent:
+        key = headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX:
+            raise BadRequest({"Idempotency-Key": [IDEMPOTENCY_KEY_TOO_LONG]})
+        if not key.isprintable():
+            raise BadRequest({"Idempotency-Key": [IDEMPOTENCY_KEY_NOT_PRINTABLE]})
+        data = DeploymentEventInSerializer(data=body)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        return DeployEvent(
+            model=v["model"],
+            version=v["version"],
+            environment=v["environment"],
+            endpoint=v["endpoint"],
+            deployment=v.get("deployment", ""),
+            commit=v.get("commit", ""),
+            pipeline=v.get("pipeline", ""),
+            pipeline_run=v.get("pipeline_run", ""),
+            deployed_at=v.get("deployed_at"),
+            idempotency_key=key,
+        )
+
+    def apply(self, batch: DeployEvent) -> tuple[sm.DeploymentEvent, bool]:
+        return deployment_event_record(event=batch, token=self.token)
