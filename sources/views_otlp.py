@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
@@ -199,15 +200,34 @@ def _ingest(message) -> otlp.IngestResult:
     a deployment deleted since it was cached fails there, as an IntegrityError; so does
     losing the race to create the same observed deployment or source.
     """
-    for attempt in (1, 2):
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
         try:
             with transaction.atomic():
                 return otlp.ingest(message, cache=otlp.RECEIVER_CACHE)
         except IntegrityError:
             otlp.RECEIVER_CACHE.clear()
-            if attempt == 2:
+            if attempt >= 2:
                 raise
+        except DatabaseError as exc:
+            # PostgreSQL chose this request as a deadlock's victim (or a serialization
+            # failure): it rolled back whole, so running it again is safe.
+            if not _retryable(exc) or attempt == INGEST_ATTEMPTS:
+                raise
+            time.sleep(0.01 * attempt)
     raise AssertionError("unreachable")
+
+
+# Deadlock detected, serialization failure: the transaction may simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+INGEST_ATTEMPTS = 4
+
+
+def _retryable(exc: DatabaseError) -> bool:
+    cause = exc.__cause__
+    return (
+        getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
+        or getattr(cause, "pgcode", None) in RETRYABLE_SQLSTATES
+    )
 
 
 # ---------------------------------------------------------------------------

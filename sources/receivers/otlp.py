@@ -606,8 +606,11 @@ def apply_aggregate(
     )
     services = {key[3] for key in agg.buckets if key[3]}
     identity_ids = _identity_ids(services, cache=cache, remember=remember)
-    result.buckets = _upsert_usage(agg, deployment_ids, identity_ids)
+    # Locks in one order on every path: deployments (created, then last-seen moved, both
+    # in key order), then usage rows (in key order). Usage first on a warm path and
+    # deployments first on a cold one deadlocked two requests on PostgreSQL.
     _touch_last_seen(agg, deployment_ids)
+    result.buckets = _upsert_usage(agg, deployment_ids, identity_ids)
     result.deployments = len(set(deployment_ids.values()))
     if cache is not None:
         cache.put_on_commit(remember)
@@ -731,7 +734,8 @@ def _create_observed(
         {model for _, model in keys}, keys, seen, source_label, result
     )
     objs = []
-    for endpoint, model in keys:
+    # In key order, so two requests creating the same deployments lock them alike.
+    for endpoint, model in sorted(keys, key=lambda k: observed_external_id(*k)):
         info = seen[(endpoint, model)]
         where = endpoint or info.provider or "unknown endpoint"
         objs.append(
