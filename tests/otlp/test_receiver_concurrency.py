@@ -57,7 +57,7 @@ def test_concurrent_cold_starts_answer_200_and_count_every_span_once():
             bodies.append(body_for(order if sender % 2 else order[: ENDPOINTS // 2]))
         barrier = threading.Barrier(SENDERS)
 
-        def send(body: bytes) -> None:
+        def send(body: bytes, barrier: threading.Barrier = barrier) -> None:
             client = Client(headers={"Authorization": f"Bearer {raw}"})
             barrier.wait()
             try:
