@@ -19,6 +19,7 @@ from django.test import Client
 
 from inventory import models as m
 from inventory import services
+from sources.receivers import otlp
 from tests.otlp.spans import chat_spans, protobuf_body
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -37,7 +38,27 @@ def body_for(endpoints: list[str]) -> bytes:
     return protobuf_body(spans)
 
 
-def test_concurrent_cold_starts_answer_200_and_count_every_span_once():
+class PerThreadCache:
+    """One receiver cache per sender thread, as each gunicorn worker process has its own:
+    a sender that created a deployment knows its id, the others find it in the database."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _cache(self) -> otlp.TTLCache:
+        if not hasattr(self._local, "cache"):
+            self._local.cache = otlp.TTLCache()
+        return self._local.cache
+
+    def __getattr__(self, name: str):
+        return getattr(self._cache(), name)
+
+    def __len__(self) -> int:
+        return len(self._cache())
+
+
+def test_concurrent_cold_starts_answer_200_and_count_every_span_once(monkeypatch):
+    monkeypatch.setattr(otlp, "RECEIVER_CACHE", PerThreadCache())
     # The flush that ends a transactional test TRUNCATEs the audit table too; the trigger
     # allows that only in a session that asked for maintenance (tests/conftest.py).
     with connection.cursor() as cursor:
