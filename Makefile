@@ -7,6 +7,7 @@
 #   make lint           ruff check, ruff format --check, import contracts, missing migrations
 #   make check-deploy   `check --deploy` with production settings
 #   make bench          the benchmark (see README, "Benchmark")
+#   make fuzz           the hostile-input suite, deep (many examples), on PostgreSQL + Redis
 #
 # Pass extra arguments with PYTEST_ARGS="-k journey", RUN_ARGS="--port 8001", BENCH_ARGS=...
 
@@ -25,7 +26,7 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/15
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.requirements-mlflow.lock.installed
 
-.PHONY: venv mlflow-venv run test test-services lint check-deploy bench lock lock-mlflow
+.PHONY: venv mlflow-venv run test test-services lint check-deploy bench fuzz lock lock-mlflow
 
 venv: $(STAMP)
 
@@ -78,3 +79,12 @@ check-deploy: venv
 
 bench: venv
 	$(BIN)/python manage.py bench $(BENCH_ARGS)
+
+# The hostile-input suite with many examples (HYPOTHESIS_PROFILE=fuzz; `make test` runs the
+# derandomized `ci` profile), plus the hostile regressions and the URL matrix, on PostgreSQL.
+fuzz: venv mlflow-venv
+	DATABASE_URL="$${DATABASE_URL:-$(SERVICES_DATABASE_URL)}" \
+	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(SERVICES_BROKER_URL)}" \
+	HYPOTHESIS_PROFILE=fuzz \
+	$(BIN)/pytest --create-db -p no:xdist tests/hostile tests/test_hostile_input.py \
+		tests/test_url_matrix.py $(PYTEST_ARGS)

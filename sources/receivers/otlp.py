@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
@@ -609,8 +609,11 @@ def apply_aggregate(
     )
     services = {key[3] for key in agg.buckets if key[3]}
     identity_ids = _identity_ids(services, cache=cache, remember=remember)
-    result.buckets = _upsert_usage(agg, deployment_ids, identity_ids)
+    # Locks in one order on every path: deployments (created, then last-seen moved, both
+    # in key order), then usage rows (in key order). Usage first on a warm path and
+    # deployments first on a cold one deadlocked two requests on PostgreSQL.
     _touch_last_seen(agg, deployment_ids)
+    result.buckets = _upsert_usage(agg, deployment_ids, identity_ids)
     result.deployments = len(set(deployment_ids.values()))
     if cache is not None:
         cache.put_on_commit(remember)
@@ -734,7 +737,8 @@ def _create_observed(
         {model for _, model in keys}, keys, seen, source_label, result
     )
     objs = []
-    for endpoint, model in keys:
+    # In key order, so two requests creating the same deployments lock them alike.
+    for endpoint, model in sorted(keys, key=lambda k: observed_external_id(*k)):
         info = seen[(endpoint, model)]
         where = endpoint or info.provider or "unknown endpoint"
         objs.append(
@@ -1306,12 +1310,31 @@ class OtlpReceiver(Receiver[ExportTraceServiceRequest, Aggregate, IngestResult])
         a deployment deleted since it was cached fails there, as an IntegrityError; so does
         losing the race to create the same observed deployment or source.
         """
-        for attempt in (1, 2):
+        for attempt in range(1, INGEST_ATTEMPTS + 1):
             try:
                 with transaction.atomic():
                     return ingest_aggregate(batch, cache=self.cache)
             except IntegrityError:
                 self.cache.clear()
-                if attempt == 2:
+                if attempt >= 2:
                     raise
+            except DatabaseError as exc:
+                # PostgreSQL chose this request as a deadlock's victim (or a serialization
+                # failure): it rolled back whole, so running it again is safe.
+                if not _retryable(exc) or attempt == INGEST_ATTEMPTS:
+                    raise
+                time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
+
+
+# Deadlock detected, serialization failure: the transaction may simply be run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+INGEST_ATTEMPTS = 4
+
+
+def _retryable(exc: DatabaseError) -> bool:
+    cause = exc.__cause__
+    return (
+        getattr(cause, "sqlstate", None) in RETRYABLE_SQLSTATES
+        or getattr(cause, "pgcode", None) in RETRYABLE_SQLSTATES
+    )

@@ -51,6 +51,10 @@ NOT_PULL = "{label} sources receive data by push; there is nothing to sync."
 UPLOAD_REQUIRED = "{label} sources sync from an uploaded file: choose one."
 UPLOAD_NOT_ACCEPTED = "{label} sources do not take an uploaded file."
 SOURCE_DISABLED = "This source is disabled."
+NOTHING_GONE = (
+    "Nothing was marked gone: every record this run read was skipped, so it is no "
+    "listing of what the source holds."
+)
 RUN_ATTEMPTS_EXHAUSTED = (
     "The worker stopped {attempts} times during this run (last seen: {phase}), for "
     "example killed for running out of memory; Runproof stopped retrying it "
@@ -360,8 +364,30 @@ def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
     _beat(ctx, "finishing")
     with transaction.atomic():
         connector.finish(ctx)
-        _mark_gone(connector, ctx)
+        if _listing_trustworthy(ctx):
+            _mark_gone(connector, ctx)
+        else:
+            ctx.changes.insert(
+                0,
+                {
+                    "action": "skipped",
+                    "kind": "",
+                    "external_id": "",
+                    "note": NOTHING_GONE,
+                },
+            )
         ctx.announce()
+
+
+def _listing_trustworthy(ctx: ApplyContext) -> bool:
+    """Whether what the run read can say what is gone.
+
+    A run with errors that kept no record at all (every item malformed, or none applied)
+    read no listing it can trust: marking every earlier row gone would be its only effect.
+    An empty listing without errors is trusted (the source holds nothing now).
+    """
+    c = ctx.counts
+    return not c.errors or (c.created + c.updated + c.unchanged) > 0
 
 
 def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:

@@ -445,6 +445,32 @@ def test_uploaded_malformed_item_is_recorded_and_the_rest_synced(
     assert skipped == ["1 object(s) of other kinds in the file were ignored."]
 
 
+def test_an_export_whose_items_are_all_malformed_marks_nothing_gone(
+    k8s_source, registry, sync, tmp_path
+):
+    """Issue 8, item 13: a partial run that kept no record is no listing of the cluster."""
+    from sources.sync.runner import NOTHING_GONE
+
+    source = k8s_source("", token=None)
+    first = sync(
+        source, upload=upload(list_file(tmp_path / "a.json", fixture_objects()))
+    )
+    assert first.status == "succeeded"
+    seen = set(deployments(source))
+    broken = {
+        kind: [{**obj, "metadata": ["not", "a", "map"]} for obj in items]
+        for kind, items in fixture_objects().items()
+    }
+    run = sync(source, upload=upload(list_file(tmp_path / "b.json", broken)))
+    assert run.status == "partial" and run.errors > 0 and run.gone == 0
+    assert {c.get("note") for c in run.changes} >= {NOTHING_GONE}
+    now = deployments(source)
+    assert set(now) == seen and all(d.gone_at is None for d in now.values())
+    # An honest empty export still says the cluster holds nothing now.
+    empty = sync(source, upload=upload(list_file(tmp_path / "c.json", {})))
+    assert empty.status == "succeeded" and empty.gone >= len(seen)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
