@@ -326,3 +326,24 @@ def test_the_generic_update_service_refuses_governed_fields_for_every_role(
             with pytest.raises(PermissionDenied):
                 services.object_update(actor=actor, instance=obj)
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+def test_committee_forms_keep_the_detail_pages_query_count(
+    rows, client, risk, team_a, django_assert_max_num_queries
+):
+    model = AIModelFactory(team=team_a)
+    versions = [ModelVersionFactory(model=model) for _ in range(rows)]
+    model.baseline_version = versions[0]
+    model.save()
+    deployment = DeploymentFactory(model=model, observed_version=versions[-1])
+    client.force_login(risk)
+    for url, marker in (
+        (model.get_absolute_url(), b'data-testid="model-baseline-form"'),
+        (deployment.get_absolute_url(), b'data-testid="pin-form"'),
+    ):
+        client.get(url)  # warm the session and caches
+        with django_assert_max_num_queries(14):
+            response = client.get(url)
+        assert marker in response.content
+        assert response.content.count(b"<option value=") >= rows
