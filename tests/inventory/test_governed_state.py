@@ -338,12 +338,13 @@ def test_committee_forms_keep_the_detail_pages_query_count(
     model.save()
     deployment = DeploymentFactory(model=model, observed_version=versions[-1])
     client.force_login(risk)
-    for url, marker in (
-        (model.get_absolute_url(), b'data-testid="model-baseline-form"'),
-        (deployment.get_absolute_url(), b'data-testid="pin-form"'),
+    # As many as before the forms existed (measured): the version is a type-ahead, not a
+    # <select> of the model's versions.
+    for url, marker, queries in (
+        (model.get_absolute_url(), b'data-testid="model-baseline-form"', 6),
+        (deployment.get_absolute_url(), b'data-testid="pin-form"', 9),
     ):
         client.get(url)  # warm the session and caches
-        with django_assert_max_num_queries(14):
+        with django_assert_max_num_queries(queries):
             response = client.get(url)
         assert marker in response.content
-        assert response.content.count(b"<option value=") >= rows
