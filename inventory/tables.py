@@ -523,4 +523,5 @@ class IdentityTable(KeysetTable):
     def render_owner(self, record):
         if record.owner:
             return record.owner.get_username()
-        return _badge("no owner", "danger") if record.team_id is None else "—"
+        # The ownerless rule (querysets.ownerless_q): a team alone is not an accountable person.
+        return _badge("no owner", "danger")

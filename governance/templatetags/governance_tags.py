@@ -10,6 +10,7 @@ from governance import services
 from inventory import models as m
 from inventory import permissions
 from inventory import services as inventory_services
+from inventory.widgets import LookupInput
 
 register = template.Library()
 
@@ -50,21 +51,28 @@ STATUS_BUTTONS = {
     m.Deployment.Status.QUARANTINED: ("Quarantine", "btn-outline-warning"),
     m.Deployment.Status.WITHDRAWN: ("Withdraw", "btn-outline-danger"),
 }
-BASELINE_CHOICES_LIMIT = 50
 
 
-def _approved_versions(model_id: int) -> list[m.ModelVersion]:
-    return list(
-        m.ModelVersion.objects.filter(
-            model_id=model_id, approval=m.ModelVersion.Approval.APPROVED
-        ).order_by("-created_at", "-id")[:BASELINE_CHOICES_LIMIT]
+def _version_input(input_id: str, model_field_id: str, current: Any) -> str:
+    """A type-ahead over the model's versions (no query here, however many it has): the
+    service refuses any that is not approved, with its reason."""
+    widget = LookupInput(
+        "modelversion",
+        attrs={
+            "class": "form-control form-control-sm mb-2",
+            "id": input_id,
+            "hx-include": f"#{model_field_id}",
+            "placeholder": "Empty: none. Type a version, pick from the list",
+        },
     )
+    widget.current_label = current.version if current is not None else ""
+    return widget.render("version", current.pk if current is not None else None)
 
 
 @register.simple_tag(takes_context=True)
 def governed_actions(context: template.Context, obj: Any) -> dict[str, Any]:
-    """What the committee may do on a model's or deployment's page (one query, for the
-    approved versions a baseline may be; none for other roles)."""
+    """What the committee may do on a model's or deployment's page (no query: the
+    versions come from a type-ahead; nothing at all for other roles)."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not permissions.can_approve_versions(user):
@@ -76,7 +84,9 @@ def governed_actions(context: template.Context, obj: Any) -> dict[str, Any]:
                 {"value": value, "label": LIFECYCLE_LABELS[value]}
                 for value in inventory_services.lifecycle_targets(obj.lifecycle)
             ],
-            "versions": _approved_versions(obj.pk),
+            "version_input": _version_input(
+                "model-baseline", "baseline-model", obj.baseline_version
+            ),
         }
     return {
         "allowed": True,
@@ -85,5 +95,7 @@ def governed_actions(context: template.Context, obj: Any) -> dict[str, Any]:
             for value in inventory_services.deployment_status_targets(obj.status)
             for label, css in [STATUS_BUTTONS[value]]
         ],
-        "versions": _approved_versions(obj.model_id),
+        "version_input": _version_input(
+            "deployment-pin", "pin-model", obj.approved_version
+        ),
     }

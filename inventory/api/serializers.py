@@ -66,6 +66,7 @@ class AIModelSerializer(serializers.ModelSerializer):
             "provider",
             "description",
             "lifecycle",
+            "baseline_version",
             "team",
             "owner",
             *SOURCED_FIELDS,
@@ -118,6 +119,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
     observed_version = ModelVersionRefSerializer(read_only=True, allow_null=True)
     approved_version = ModelVersionRefSerializer(read_only=True, allow_null=True)
     version_drift = serializers.BooleanField(read_only=True)
+    baseline_version_id = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The committee's pin (approved_version) if set, else the model's "
+        "baseline version: drift is observed ≠ this.",
+    )
     system = SystemRefSerializer(read_only=True, allow_null=True)
     team = TeamRefSerializer(read_only=True, allow_null=True)
     owner = PersonRefSerializer(read_only=True, allow_null=True)
@@ -130,6 +137,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "model",
             "observed_version",
             "approved_version",
+            "baseline_version_id",
             "version_drift",
             "system",
             "environment",

@@ -770,29 +770,23 @@ class MLflowConnector(Connector):
             for ext, reason, raw in record.payload["skipped"]:
                 ctx.error(ext, reason, raw)
                 kept.append(ext)
-        rows = self._approvals_through_services(rows, ctx, actor)
+        rows, new = self._approvals_through_services(rows, ctx, actor)
         version_ids = ctx.upsert(m.ModelVersion, rows)
-        created = {
-            ext: fields["approval"]
-            for ext, fields in rows
-            if ext in version_ids and ext in ctx.cache.get("mlflow:new_versions", set())
-        }
-        if created:
-            # New rows carry the registry's approval from birth: the move pending -> it,
-            # audited like any other (pending -> anything is allowed, so none is refused).
-            services.model_versions_registry_report(
-                actor=actor,
-                reports=[
-                    services.ReportedApproval(
-                        version_ids[ext],
-                        approval,
-                        created=True,
-                        approved_at=dict(rows)[ext].get("approved_at"),
-                    )
-                    for ext, approval in created.items()
-                    if approval != m.ModelVersion.Approval.PENDING
-                ],
+        born = [
+            services.ReportedApproval(
+                version_ids[ext],
+                fields["approval"],
+                approved_at=fields.get("approved_at"),
+                created=True,
             )
+            for ext, fields in rows
+            if ext in new
+            and ext in version_ids
+            and fields["approval"] != m.ModelVersion.Approval.PENDING
+        ]
+        # New rows carry the registry's approval from birth: the move pending -> it,
+        # audited like any other (pending -> anything is allowed, so none is refused).
+        services.model_versions_registry_report(actor=actor, reports=born)
         if kept:
             # A version that could not be read this time keeps its last known state
             # instead of being marked gone.
@@ -812,16 +806,17 @@ class MLflowConnector(Connector):
         rows: list[tuple[str, dict[str, Any]]],
         ctx: ApplyContext,
         actor: Actor,
-    ) -> list[tuple[str, dict[str, Any]]]:
+    ) -> tuple[list[tuple[str, dict[str, Any]]], set[str]]:
         """Move stored versions' approvals through the service before the upsert; rows
-        whose move was refused keep the stored approval (and are recorded as skipped)."""
+        whose move was refused keep the stored approval (and are recorded as skipped).
+        Returns the rows to upsert and the external ids of versions not stored yet."""
         stored = {
             ext: (pk, approval, approved_at)
             for ext, pk, approval, approved_at in m.ModelVersion.objects.filter(
                 source=ctx.label, external_id__in=[ext for ext, _ in rows]
             ).values_list("external_id", "pk", "approval", "approved_at")
         }
-        ctx.cache["mlflow:new_versions"] = {ext for ext, _ in rows if ext not in stored}
+        new = {ext for ext, _ in rows if ext not in stored}
         reports = [
             services.ReportedApproval(
                 stored[ext][0], fields["approval"], approved_at=fields["approved_at"]
@@ -831,7 +826,7 @@ class MLflowConnector(Connector):
         ]
         refused = services.model_versions_registry_report(actor=actor, reports=reports)
         if not refused:
-            return rows
+            return rows, new
         result = []
         for ext, fields in rows:
             pk = stored[ext][0] if ext in stored else None
@@ -843,7 +838,7 @@ class MLflowConnector(Connector):
                     "approved_at": stored[ext][2],
                 }
             result.append((ext, fields))
-        return result
+        return result, new
 
     def finish(self, ctx: ApplyContext) -> None:
         """Make each synced model's approved-alias version its baseline.

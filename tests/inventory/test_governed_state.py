@@ -326,3 +326,73 @@ def test_the_generic_update_service_refuses_governed_fields_for_every_role(
             with pytest.raises(PermissionDenied):
                 services.object_update(actor=actor, instance=obj)
     assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+def test_committee_forms_keep_the_detail_pages_query_count(
+    rows, client, risk, team_a, django_assert_max_num_queries
+):
+    model = AIModelFactory(team=team_a)
+    versions = [ModelVersionFactory(model=model) for _ in range(rows)]
+    model.baseline_version = versions[0]
+    model.save()
+    deployment = DeploymentFactory(model=model, observed_version=versions[-1])
+    client.force_login(risk)
+    # As many as before the forms existed (measured): the version is a type-ahead, not a
+    # <select> of the model's versions.
+    for url, marker, queries in (
+        (model.get_absolute_url(), b'data-testid="model-baseline-form"', 6),
+        (deployment.get_absolute_url(), b'data-testid="pin-form"', 9),
+    ):
+        client.get(url)  # warm the session and caches
+        with django_assert_max_num_queries(queries):
+            response = client.get(url)
+        assert marker in response.content
+
+
+@pytest.mark.parametrize(
+    "role", ["owner", "risk", "compliance", "auditor", "admin_user"]
+)
+def test_who_may_take_each_committee_decision(request, client, role, team_a, team_b):
+    """Risk committee and administrators decide; an owner gets 403 on their own objects
+    and 404 on another team's (existence is not revealed); read-only roles get 403."""
+    user = request.getfixturevalue(role)
+    client.force_login(user)
+    committee = role in ("risk", "admin_user")
+    for team, whose in ((team_a, "mine"), (team_b, "theirs")):
+        model = AIModelFactory(team=team, lifecycle=L.ACTIVE)
+        version = ModelVersionFactory(model=model, approval=A.APPROVED)
+        deployment = DeploymentFactory(model=model, team=team)
+        for name, obj, data in (
+            ("aimodel_lifecycle", model, {"lifecycle": "deprecated"}),
+            ("aimodel_baseline", model, {"version": str(version.pk)}),
+            ("deployment_status", deployment, {"status": "quarantined"}),
+            ("deployment_pin", deployment, {"version": str(version.pk)}),
+        ):
+            url = reverse(f"governance:{name}", args=[obj.pk])
+            response = client.post(url, {**data, "confirm": "yes"})
+            if committee:
+                expected = 302
+            elif role == "owner" and whose == "theirs":
+                expected = 404
+            else:
+                expected = 403
+            assert response.status_code == expected, (name, whose)
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    if committee:
+        assert actions >= {
+            "aimodel.deprecate",
+            "aimodel.baseline",
+            "deployment.quarantine",
+            "deployment.pin",
+        }
+    else:
+        assert not actions & {"aimodel.deprecate", "deployment.quarantine"}
+
+    policy_url = reverse("governance:policy")
+    assert client.get(policy_url).status_code == 200
+    posted = client.post(
+        policy_url,
+        {"unrotated_after_days": 9, "unused_after_days": 9, "silent_after_hours": 9},
+    )
+    assert posted.status_code == (302 if role == "admin_user" else 403)
