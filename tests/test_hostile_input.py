@@ -19,7 +19,7 @@ from inventory import jsonsafe, services
 from inventory import models as m
 from inventory.middleware import LAST_SEEN_KEY, LOGIN_AT_KEY
 from sources import models as sm
-from sources.api.views_events import IDEMPOTENCY_KEY_NOT_PRINTABLE
+from sources.receivers.cicd import IDEMPOTENCY_KEY_NOT_PRINTABLE
 from tests.factories import AIModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
