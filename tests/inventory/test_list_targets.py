@@ -99,11 +99,13 @@ def test_lists_and_details_meet_the_query_targets_at_3_and_30_rows(
     grow(3, team_a, admin_user)
     few = {url: count(client, url) for url in LISTS}
     few_htmx = {url: count(client, url, htmx=True) for url in LISTS}
-    few_detail = {url: count(client, url) for url in detail_pages(team_a)}
+    # The same objects before and after: their team, source and trail grow around them.
+    details = detail_pages(team_a)
+    few_detail = {url: count(client, url) for url in details}
     grow(27, team_a, admin_user)
     many = {url: count(client, url) for url in LISTS}
     many_htmx = {url: count(client, url, htmx=True) for url in LISTS}
-    many_detail = {url: count(client, url) for url in detail_pages(team_a)}
+    many_detail = {url: count(client, url) for url in details}
 
     assert many == few
     assert many_htmx == few_htmx
