@@ -19,7 +19,7 @@ from tests.inventory.test_list_views import build, detail_urls
 
 MAX_LIST_QUERIES = 6
 MAX_DETAIL_QUERIES = 8
-# Not met yet: an owner's deployment detail runs 9 (session, user, roles and teams, the
+# Not met yet: the deployment detail runs 9 (session, user, roles and teams, the
 # deployment, dependencies up and down, identities, usage by hour and by caller). One
 # query for both directions cost more CPU than the query it saved (see selectors).
 OVER_TARGET = {"deployment_detail": 9}
