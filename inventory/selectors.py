@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, CharField, F, Q, QuerySet, Value, When, Window
-from django.db.models.functions import RowNumber
+from django.db.models import QuerySet
 from django.http import Http404
 
 from inventory import models as m
@@ -125,40 +124,19 @@ def deployment_identities(
 def deployment_dependencies(
     *, user: User, deployment: m.Deployment
 ) -> tuple[list, list]:
-    """Visible edges into and out of `deployment`, up to RELATED_LIMIT each way by the
-    other end's name: one query (a row number per direction), not one per direction."""
+    # Two plain queries: one query with a row number per direction (tried) cost twice the
+    # CPU and four times the PostgreSQL time at the bench scale.
     visible = permissions.scope(m.Deployment.objects.all(), user).values("pk")
-    is_upstream = Q(downstream_id=deployment.pk)
-    direction = Case(
-        When(is_upstream, then=Value("up")),
-        default=Value("down"),
-        output_field=CharField(),
+    upstream = list(
+        m.Dependency.objects.filter(downstream=deployment, upstream__in=visible)
+        .select_related("upstream__model")
+        .order_by("upstream__name")[:RELATED_LIMIT]
     )
-    other_name = Case(
-        When(is_upstream, then=F("upstream__name")),
-        default=F("downstream__name"),
-        output_field=CharField(),
+    downstream = list(
+        m.Dependency.objects.filter(upstream=deployment, downstream__in=visible)
+        .select_related("downstream__model")
+        .order_by("downstream__name")[:RELATED_LIMIT]
     )
-    rows = list(
-        m.Dependency.objects.filter(
-            Q(downstream=deployment, upstream__in=visible)
-            | Q(upstream=deployment, downstream__in=visible)
-        )
-        .select_related("upstream__model", "downstream__model")
-        .annotate(
-            direction=direction,
-            other_name=other_name,
-            rank=Window(
-                RowNumber(),
-                partition_by=[direction],
-                order_by=[other_name.asc(), F("pk").asc()],
-            ),
-        )
-        .filter(rank__lte=RELATED_LIMIT)
-        .order_by("direction", "other_name", "pk")
-    )
-    upstream = [r for r in rows if r.direction == "up"]
-    downstream = [r for r in rows if r.direction == "down"]
     return upstream, downstream
 
 

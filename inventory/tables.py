@@ -10,6 +10,7 @@ lookup per cell; at 50 rows × 11 columns that was most of a list page's CPU (be
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import inspect
 from collections.abc import Callable
@@ -77,7 +78,14 @@ def _escape(value: Any) -> str:
 
 def _parameters(fn: Callable[..., Any]) -> tuple[frozenset[str], bool]:
     """The cell arguments `fn` takes, and whether it takes them all (**kwargs)."""
-    params = inspect.signature(fn).parameters.values()
+    return _signature_of(getattr(fn, "__func__", fn), hasattr(fn, "__self__"))
+
+
+# Keyed by the plain function (a render method, a column's render): a few dozen in all;
+# the bound is only a guard.
+@functools.lru_cache(maxsize=512)
+def _signature_of(fn: Callable[..., Any], bound: bool) -> tuple[frozenset[str], bool]:
+    params = list(inspect.signature(fn).parameters.values())[1 if bound else 0 :]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return frozenset(_CELL_ARGUMENTS), True
     return frozenset(p.name for p in params), False
@@ -140,11 +148,14 @@ class KeysetTable(tables.Table):
     # -- compiled rows -------------------------------------------------------------
     def rows_html(self) -> SafeString:
         """Every row of the page as <tr> markup, the same cells django-tables2 renders."""
+        records = list(self.data)
+        if not records:
+            return mark_safe("")  # noqa: S308
         cells = [self._compile(bound_column) for bound_column in self.columns]
         return mark_safe(  # noqa: S308 - every cell below is escaped or built by format_html
             "".join(
                 "<tr>" + "".join(f"<td>{cell(record)}</td>" for cell in cells) + "</tr>"
-                for record in self.data
+                for record in records
             )
         )
 

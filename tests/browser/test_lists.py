@@ -164,6 +164,10 @@ def test_filter_page_back_and_export_the_audit_log(sign_in, admin_user, team_a):
     page.get_by_label("Action").fill("team.update")
     page.get_by_label("Action").press("Enter")
     expect(page).to_have_url(re.compile(r"action=team.update"))
+    # The results were swapped in: their export link carries the filter.
+    expect(page.locator("#results").get_by_test_id("export-csv")).to_have_attribute(
+        "href", re.compile(r"action=team.update")
+    )
     expect(rows).to_have_count(PAGE_SIZE)
     page.get_by_text("Next ›").click()
     expect(rows).to_have_count(3)

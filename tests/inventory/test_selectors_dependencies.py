@@ -1,4 +1,4 @@
-"""A deployment's dependencies come in one query, up to the limit each way, by name."""
+"""A deployment's dependencies: up to the limit each way, by name, only visible ones."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_dependencies_each_way_are_limited_sorted_and_scoped(
     m.Dependency.objects.create(upstream=hub, downstream=hidden)
     owner = type(owner).objects.get(pk=owner.pk)
     selectors.deployment_list(user=owner).exists()  # roles and teams, read once
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):
         upstream, downstream = selectors.deployment_dependencies(
             user=owner, deployment=hub
         )
