@@ -338,13 +338,7 @@ class ApplyContext:
     def _record_bindings(self, moved: dict[int, tuple[set[int], set[int]]]) -> None:
         """History on both sides, except of objects this run created; one audit event
         per existing identity whose bindings moved, and one naming new identities' ones."""
-        self.record_history(
-            [
-                d
-                for d in history.binding_deltas(moved)
-                if (d.object_type, d.object_id) not in self.created_ids
-            ]
-        )
+        self.record_history(history.binding_deltas(moved, skip=self.created_ids))
         new_ones = {
             str(ident): sorted(
                 after
