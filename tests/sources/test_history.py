@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from audit.chain import audit_chain_verify
 from audit.models import AuditEvent
 from inventory import history
 from inventory import models as m
@@ -109,6 +110,7 @@ def test_a_sync_that_moves_the_observed_version_writes_one_history_row(
     assert not AuditEvent.objects.filter(action="deployment.sync_update").exclude(
         pk=event.pk
     )
+    assert audit_chain_verify().ok, "the batched events keep the chain verifiable"
 
 
 def test_each_batch_names_what_it_created_and_the_run_what_went(
