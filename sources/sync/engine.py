@@ -71,6 +71,9 @@ class ApplyContext:
     cache: dict[str, dict[Any, Any]] = field(default_factory=dict)
     # Objects changed in the batch being applied, announced when it commits (`announce`).
     touched: set[tuple[str, int]] = field(default_factory=set)
+    # Deployments and identities this run created: their first bindings are part of
+    # their creation (named by the run's events), not history.
+    created_ids: set[tuple[str, int]] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -228,6 +231,8 @@ class ApplyContext:
             if ids.get(o.external_id)
         ]
         self.touched |= {(label, row["id"]) for row in created}
+        if model in (m.Deployment, m.NonHumanIdentity):
+            self.created_ids |= {(label, row["id"]) for row in created}
         audit.record(
             actor=self.actor,
             action=f"{model._meta.model_name}.sync_create",
@@ -335,26 +340,44 @@ class ApplyContext:
             self._record_bindings(moved)
 
     def _record_bindings(self, moved: dict[int, tuple[set[int], set[int]]]) -> None:
-        """History on both sides and one audit event per identity whose bindings moved."""
-        self.record_history(history.binding_deltas(moved))
-        names, teams = {}, {}
-        for pk, name, team_id in m.NonHumanIdentity.objects.filter(
-            pk__in=list(moved)
-        ).values_list("pk", "name", "team_id"):
-            names[pk], teams[pk] = name, team_id
-        audit.record_many(
-            actor=self.actor,
-            changes=[
+        """History on both sides, except of objects this run created; one audit event
+        per existing identity whose bindings moved, and one naming new identities' ones."""
+        self.record_history(history.binding_deltas(moved, skip=self.created_ids))
+        new_ones = {
+            str(ident): sorted(
+                after
+            )  # JSON keys are text: the stored event hashes alike
+            for ident, (_, after) in sorted(moved.items())
+            if (history.IDENTITY, ident) in self.created_ids
+        }
+        existing = {i: v for i, v in moved.items() if str(i) not in new_ones}
+        events = []
+        if new_ones:
+            events.append(
                 Change(
-                    action="nonhumanidentity.sync_bind",
-                    target=m.NonHumanIdentity(pk=ident, name=names.get(ident, "")),
-                    before={"deployments": sorted(old)},
-                    after={"deployments": sorted(new), "run": self.run.pk},
-                    team_id=teams.get(ident),
+                    action="nonhumanidentity.sync_bind_new",
+                    target=self.source,
+                    after={"run": self.run.pk, "bindings": new_ones},
+                    team_id=self.source.team_id,
                 )
-                for ident, (old, new) in sorted(moved.items())
-            ],
-        )
+            )
+        names, teams = {}, {}
+        if existing:
+            for pk, name, team_id in m.NonHumanIdentity.objects.filter(
+                pk__in=list(existing)
+            ).values_list("pk", "name", "team_id"):
+                names[pk], teams[pk] = name, team_id
+        events += [
+            Change(
+                action="nonhumanidentity.sync_bind",
+                target=m.NonHumanIdentity(pk=ident, name=names.get(ident, "")),
+                before={"deployments": sorted(old)},
+                after={"deployments": sorted(new), "run": self.run.pk},
+                team_id=teams.get(ident),
+            )
+            for ident, (old, new) in sorted(existing.items())
+        ]
+        audit.record_many(actor=self.actor, changes=events)
 
     # -- lookups shared by connectors --------------------------------------------------
     def model_ids_by_name(self, names: Iterable[str]) -> dict[str, int]:
