@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 
@@ -56,13 +56,10 @@ class SessionIdleTimeoutMiddleware:
                 # Write the session at most once a minute, not on every request.
                 request.session[LAST_SEEN_KEY] = now
         response = self.get_response(request)
-        user = getattr(request, "user", None)
-        if (
-            user is not None
-            and user.is_authenticated
-            and LOGIN_AT_KEY not in request.session
-        ):
-            # The login's own response (or a session from before this rule): start now.
+        # A session that holds a signed-in user (not an API token's request, which has
+        # none) and no login time: the login's own response, or a session from before this
+        # rule. Its lifetime starts now.
+        if SESSION_KEY in request.session and LOGIN_AT_KEY not in request.session:
             request.session[LOGIN_AT_KEY] = int(time.time())
         return response
 
