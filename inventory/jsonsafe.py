@@ -54,8 +54,14 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def loads(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse JSON text, refusing what `check()` refuses. Raises UnsafeJSON."""
+def loads(
+    raw: str | bytes, *, max_depth: int = MAX_DEPTH, check_values: bool = True
+) -> Any:
+    """Parse JSON text, refusing what `check()` refuses. Raises UnsafeJSON.
+
+    With `check_values=False` only what parsing itself must refuse is (bad text, NaN and
+    infinities, deep nesting); the caller checks the values, to name where they are.
+    """
     if isinstance(raw, bytes | bytearray):
         try:
             raw = bytes(raw).decode("utf-8-sig")
@@ -73,7 +79,8 @@ def loads(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise UnsafeJSON(JSON_TOO_DEEP.format(limit=max_depth)) from None
     except ValueError:  # JSONDecodeError, and ints past Python's digit limit
         raise UnsafeJSON(JSON_INVALID) from None
-    check(value, max_depth=max_depth)
+    if check_values:
+        check(value, max_depth=max_depth)
     return value
 
 

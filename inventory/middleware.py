@@ -56,9 +56,10 @@ class SessionIdleTimeoutMiddleware:
                 # Write the session at most once a minute, not on every request.
                 request.session[LAST_SEEN_KEY] = now
         response = self.get_response(request)
-        # Only a session's own login: a bearer-token API call must not create a session.
+        # A session that holds a signed-in user (not an API token's request, which has
+        # none) and no login time: the login's own response, or a session from before this
+        # rule. Its lifetime starts now.
         if SESSION_KEY in request.session and LOGIN_AT_KEY not in request.session:
-            # The login's own response (or a session from before this rule): start now.
             request.session[LOGIN_AT_KEY] = int(time.time())
         return response
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
 from inventory import jsonsafe
@@ -25,6 +25,24 @@ class StrictJSONParser(JSONParser):
         if limit and len(raw) > limit:
             raise ParseError(BODY_TOO_LARGE)
         try:
-            return jsonsafe.loads(raw)
+            data = jsonsafe.loads(raw, check_values=False)
         except jsonsafe.UnsafeJSON as exc:
             raise ParseError(f"JSON parse error: {exc}") from None
+        # Text that cannot be stored (NUL, a lone surrogate) is named by its field, as a
+        # serializer would name it; never echoed back.
+        if isinstance(data, dict):
+            errors: dict[str, list[str]] = {}
+            for key, value in data.items():
+                try:
+                    jsonsafe.check({key: value})
+                except jsonsafe.UnsafeJSON as exc:
+                    name = key if not jsonsafe.bad_text(key) else "non_field_errors"
+                    errors.setdefault(name, []).append(str(exc))
+            if errors:
+                raise ValidationError(errors)
+            return data
+        try:
+            jsonsafe.check(data)
+        except jsonsafe.UnsafeJSON as exc:
+            raise ParseError(f"JSON parse error: {exc}") from None
+        return data
