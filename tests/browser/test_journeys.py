@@ -113,12 +113,12 @@ def test_open_a_deployment_from_the_list(sign_in, owner, fleet):
     expect(page.get_by_role("heading", level=1)).to_have_text("scorer-prod-00")
     expect(page.locator("dd").filter(has_text="credit-scorer").first).to_be_visible()
     # No source reports this deployment: the version is its owner's word, shown as such.
-    expect(page.get_by_test_id("observed-version")).to_have_text(
-        "1.5.0 declared by its owner, not observed"
+    expect(page.get_by_test_id("observed-version")).to_have_text("1.5.0")
+    expect(page.get_by_test_id("declared")).to_have_text(
+        "declared by its owner, not observed"
     )
-    expect(page.get_by_test_id("approved-version")).to_have_text(
-        "1.4.0 pinned by the committee"
-    )
+    expect(page.get_by_test_id("approved-version")).to_have_text("1.4.0")
+    expect(page.get_by_test_id("baseline-kind")).to_have_text("pinned by the committee")
     expect(page.get_by_test_id("drift")).to_be_visible()
     expect(page.get_by_test_id("owner")).to_have_text(owner.username)
     expect(page.get_by_test_id("identities")).to_contain_text("svc-scorer-invoker")
