@@ -511,6 +511,14 @@ def _label(choices: type, value: str) -> str:
     return dict(choices.choices).get(value, value)
 
 
+def _clean_note(note: str) -> str:
+    """A decision's note, as kept with its audit event."""
+    note = note.strip()
+    if len(note) > APPROVAL_NOTE_MAX:
+        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    return note
+
+
 def _require_committee(actor: Any, message: str) -> None:
     """People must be on the committee; sources and the system act as the registry does
     (their callers are the sync engine and management commands, not a request)."""
@@ -553,9 +561,7 @@ def model_version_set_approval(
     _require_committee(actor, permissions.APPROVAL_RISK_ONLY)
     if approval not in Approval.values:
         raise ValidationError(APPROVAL_UNKNOWN.format(approval=approval))
-    note = note.strip()
-    if len(note) > APPROVAL_NOTE_MAX:
-        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    note = _clean_note(note)
 
     # Judge the move from the stored state, not from a copy the caller may have held for a
     # while: two reviewers acting at once must not both move the same version.
@@ -678,9 +684,7 @@ def aimodel_set_lifecycle(
     _require_committee(actor, GOVERN_COMMITTEE_ONLY)
     if lifecycle not in Lifecycle.values:
         raise ValidationError(LIFECYCLE_UNKNOWN.format(lifecycle=lifecycle))
-    note = note.strip()
-    if len(note) > APPROVAL_NOTE_MAX:
-        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    note = _clean_note(note)
     model.refresh_from_db(from_queryset=m.AIModel.objects.select_for_update())
     current = model.lifecycle
     if lifecycle not in LIFECYCLE_TRANSITIONS.get(current, frozenset()):
@@ -784,9 +788,7 @@ def deployment_set_status(
     _require_committee(actor, GOVERN_COMMITTEE_ONLY)
     if status not in DeploymentStatus.values:
         raise ValidationError(STATUS_UNKNOWN.format(status=status))
-    note = note.strip()
-    if len(note) > APPROVAL_NOTE_MAX:
-        raise ValidationError(APPROVAL_NOTE_TOO_LONG)
+    note = _clean_note(note)
     deployment.refresh_from_db(from_queryset=m.Deployment.objects.select_for_update())
     current = deployment.status
     if status not in DEPLOYMENT_STATUS_TRANSITIONS.get(current, frozenset()):
