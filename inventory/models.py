@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.actors import Actor
 from inventory import querysets
 
 MANUAL_SOURCE = "manual"
@@ -546,6 +547,9 @@ class APIToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > timezone.now()
+
+    def audit_actor(self) -> Actor:
+        return Actor.token(self.prefix)
 
 
 class UsageHour(models.Model):

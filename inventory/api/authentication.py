@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 
+from audit.actors import Actor
 from inventory import services
 
 INVALID_TOKEN = "Invalid, expired or revoked token."
@@ -26,6 +27,10 @@ class TokenPrincipal:
 
     def get_username(self) -> str:
         return f"token:{self.token.prefix}"
+
+    def audit_actor(self) -> Actor:
+        """A token acts as a token in the audit trail, not as a person without a row."""
+        return self.token.audit_actor()
 
     def __str__(self) -> str:
         return self.get_username()

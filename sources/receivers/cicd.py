@@ -295,7 +295,7 @@ def _record(event: DeployEvent, token: m.APIToken) -> sm.DeploymentEvent:
                 deployment.team_id,
             )
         )
-        audit.record_many(actor=None, actor_label=actor_label, changes=events)
+        audit.record_many(actor=token.audit_actor(), changes=events)
         history.announce(
             objects={(e.target._meta.label_lower, e.target.pk) for e in events},
             source=label,

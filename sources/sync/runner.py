@@ -143,7 +143,7 @@ def request_sync(
                     last_run_at=run.requested_at
                 )
             change_record(
-                actor=actor if getattr(actor, "pk", None) else None,
+                actor=actor,  # a person, a token (audit_actor) or None: the label names it
                 actor_label=actor_label or ("" if actor else "schedule"),
                 action="datasource.sync_requested",
                 target=source,

@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 
+from audit.actors import Actor
 from inventory import models as m
 from inventory import permissions
 from inventory.services import change_record
@@ -90,10 +91,12 @@ def require_manage(actor: Any) -> None:
 
 
 def _audit_actor(actor: Any, actor_label: str) -> tuple[Any, str]:
-    """(user, label) for the audit trail: tokens and the shell have no user row."""
+    """(actor, label) for the audit trail: a token acts as itself (its own actor kind), the
+    shell by its label; only a person is a user row."""
     token = _token(actor)
     if token is not None:
-        return None, actor_label or f"token:{token.prefix}"
+        who = token.audit_actor()
+        return (Actor(who.kind, actor_label[:200]) if actor_label else who), ""
     if actor is None:
         return None, actor_label or "command"
     return actor, actor_label
@@ -300,7 +303,7 @@ def source_create(
         secrets_encrypted=secrets.encrypt(to_store),
         schedule_minutes=schedule_minutes,
         team=team,
-        created_by=user,
+        created_by=None if isinstance(user, Actor) else user,
     )
     # kind is checked against the registered connectors above, not the model's choices
     # (tests register connectors of their own).

@@ -107,6 +107,7 @@ def test_create_validates_and_never_echoes_secrets(api):
     assert secrets.decrypt(source.secrets_encrypted) == {"token": TOKEN}
     event = AuditEvent.objects.get(action="datasource.create")
     assert event.actor_label.startswith("token:")
+    assert (event.actor_kind, event.actor_id) == ("token", None)
 
 
 @pytest.mark.parametrize(

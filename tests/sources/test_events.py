@@ -71,6 +71,7 @@ def test_an_event_creates_the_source_model_version_and_deployment(deployer):
     assert body["model_version"]["approval"] == "pending"
     audit = AuditEvent.objects.get(action=EVENT_ACTION)
     assert audit.actor_id is None and audit.actor_label == f"token:{token.prefix}"
+    assert audit.actor_kind == "token"
     assert audit.object_id == str(deployment.pk)
     assert audit.after["deploy_event"]["pipeline_run"] == EVENT["pipeline_run"]
 

@@ -272,6 +272,7 @@ def test_sync_request_triggers_and_the_active_run_is_returned(
         "-seq"
     )[0]
     assert event.actor_label == f"token:{manager.token.prefix}"
+    assert event.actor_kind == "token"
     sm.SyncRun.objects.update(status="succeeded")
     by_command, _ = services.sync_request(actor=None, source=source)
     assert by_command.trigger == "command"
