@@ -8,7 +8,6 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.urls import reverse
 
 from inventory import forms
 from inventory import models as m
