@@ -422,9 +422,22 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused request (403, 400, 404) is one line, not a traceback (config/logging.py):
+    # on the loggers Django writes them to, and on the handler for django.security.<kind>.
+    "filters": {"one_line_client_errors": {"()": "config.logging.OneLineClientErrors"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["one_line_client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        "axes": {"level": "WARNING"},
+        "django.request": {"filters": ["one_line_client_errors"]},
+        "django.security": {"filters": ["one_line_client_errors"]},
+    },
 }
 
 # django-filter: what an unset choice filter reads as.

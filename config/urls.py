@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic.base import RedirectView
 
@@ -11,8 +14,18 @@ from inventory import health
 admin.site.site_header = "Runproof administration"
 admin.site.site_title = "Runproof admin"
 
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """/favicon.ico, which browsers ask for on pages that link none (the admin, JSON): the
+    static SVG that base.html links, served by WhiteNoise. Resolved per request, so the
+    manifest's hashed name is read only once collectstatic has run."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
+
+
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path(
         "accounts/login/",

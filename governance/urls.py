@@ -23,5 +23,10 @@ urlpatterns = [
         name="deployment_status",
     ),
     path("deployments/<int:pk>/pin/", views.deployment_pin, name="deployment_pin"),
+    path(
+        "decisions/<str:kind>/<int:pk>/last/",
+        views.last_decision,
+        name="last_decision",
+    ),
     path("policy/", views.policy, name="policy"),
 ]

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -216,6 +216,36 @@ def _governed_post(request: HttpRequest, target: Any, action: Any, done: str):
     else:
         messages.success(request, done)
     return redirect(target.get_absolute_url())
+
+
+# The objects the committee decides on, by the kind in the last-decision URL.
+DECIDED_KINDS = {
+    "modelversion": lambda user, pk: inventory_selectors.modelversion_get_for_user(
+        user=user, version_id=pk
+    ),
+    "aimodel": lambda user, pk: inventory_selectors.aimodel_get_for_user(
+        user=user, model_id=pk
+    ),
+    "deployment": lambda user, pk: inventory_selectors.deployment_get_for_user(
+        user=user, deployment_id=pk
+    ),
+}
+
+
+@require_GET
+def last_decision(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """The committee card's "Last decision" line: the latest approval, lifecycle or
+    status decision on the object and its note (governance_tags.last_decision).
+
+    The card asks for it when it loads, so the object's page keeps its query budget;
+    only those who may decide see it, and an object they cannot read is a 404.
+    """
+    if kind not in DECIDED_KINDS:
+        raise Http404
+    if not permissions.can_approve_versions(request.user):
+        raise PermissionDenied
+    obj = DECIDED_KINDS[kind](request.user, pk)
+    return render(request, "governance/_last_decision.html", {"object": obj})
 
 
 @require_POST

@@ -79,7 +79,9 @@ class StyledForm(forms.ModelForm):
         """Give a foreign key a type-ahead input instead of a <select> of every row."""
         field = self.fields[name]
         field.queryset = queryset
-        field.widget = LookupInput(kind, attrs={"class": "form-control", **attrs})
+        field.widget = LookupInput(
+            kind, attrs={"class": "form-control", **attrs}, labelled=True
+        )
         field.widget.current_label = describe_choice(field, self[name].value())
 
 
@@ -325,4 +327,6 @@ class IdentityBindForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["deployment"]
         field.queryset = permissions.scope(m.Deployment.objects.all(), user)
-        field.widget = LookupInput("deployment", attrs={"class": "form-control"})
+        field.widget = LookupInput(
+            "deployment", attrs={"class": "form-control"}, labelled=True
+        )

@@ -27,6 +27,7 @@ from inventory import filters, forms, permissions, selectors, services, tables
 from inventory import models as m
 from inventory.lists import Action, ListPage, keyset_list
 from inventory.usage import usage_context
+from inventory.widgets import labelled, lookup_id
 
 FORM_INVALID = "Please correct the errors below."
 
@@ -436,7 +437,13 @@ def _form_response(
     return render(
         request,
         template_name,
-        {"spec": spec, "form": form, "object": obj},
+        {
+            "spec": spec,
+            "form": form,
+            "object": obj,
+            # The heading names the kind and the object: "Edit deployment fraud-scorer-prod".
+            "noun": spec.model._meta.verbose_name,
+        },
         status=status,
     )
 
@@ -507,28 +514,100 @@ def _m2m_data(form: forms.StyledForm) -> dict[str, Any]:
     }
 
 
+DELETE_REFUSED = "{what} still {verb} this {noun}; remove or reassign {them} first."
+DELETE_REFUSED_UNKNOWN = (
+    "Other records still reference this {noun}; remove those first."
+)
+BLOCKERS_LISTED = 5
+
+
+def _count_phrase(count: int, model: type[Model]) -> str:
+    meta = model._meta
+    return f"{count} {meta.verbose_name if count == 1 else meta.verbose_name_plural}"
+
+
+def _blockers(
+    exc: Exception, obj: Model, user: Any
+) -> tuple[str, list[dict[str, Any]]]:
+    """What refused a delete: "3 deployments and 2 identities still reference this model",
+    and, for each kind, the first few of them with links (only for a user who reads all:
+    another team's rows are counted, never named)."""
+    noun = obj._meta.verbose_name
+    found = getattr(exc, "protected_objects", None) or getattr(
+        exc, "restricted_objects", None
+    )
+    if not found:
+        return DELETE_REFUSED_UNKNOWN.format(noun=noun), []
+    by_model: dict[type[Model], list[Model]] = {}
+    for blocker in found:
+        by_model.setdefault(type(blocker), []).append(blocker)
+    groups = []
+    for model, rows in sorted(
+        by_model.items(), key=lambda item: item[0]._meta.verbose_name_plural
+    ):
+        shown = sorted(rows, key=str)[:BLOCKERS_LISTED]
+        groups.append(
+            {
+                "phrase": _count_phrase(len(rows), model),
+                "count": len(rows),
+                "items": [
+                    {
+                        "label": str(row),
+                        "url": row.get_absolute_url()
+                        if hasattr(row, "get_absolute_url")
+                        else "",
+                    }
+                    for row in shown
+                ]
+                if permissions.reads_all(user)
+                else [],
+                "more": max(0, len(rows) - BLOCKERS_LISTED),
+            }
+        )
+    phrases = [g["phrase"] for g in groups]
+    what = (
+        phrases[0]
+        if len(phrases) == 1
+        else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    )
+    single = len(found) == 1
+    return (
+        DELETE_REFUSED.format(
+            what=what,
+            verb="references" if single else "reference",
+            noun=noun,
+            them="it" if single else "them",
+        ),
+        groups,
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def object_delete(request: HttpRequest, key: str, pk: int) -> HttpResponse:
     spec = _spec(key)
     obj = DETAIL_GETTERS[key](request.user, pk)
     if not permissions.can_delete(request.user, obj):
         raise PermissionDenied
+    context: dict[str, Any] = {
+        "spec": spec,
+        "object": obj,
+        "noun": spec.model._meta.verbose_name,
+    }
     if request.method == "POST":
         try:
             services.object_delete(actor=request.user, instance=obj)
-        except (ProtectedError, RestrictedError, IntegrityError):
-            messages.error(
-                request,
-                f"“{obj}” is still referenced by other records; remove those first.",
+        except (ProtectedError, RestrictedError, IntegrityError) as exc:
+            # 409: the request was fine, the object's references refuse it.
+            refused, blockers = _blockers(exc, obj, request.user)
+            context.update(refused=refused, blockers=blockers)
+            return render(
+                request, "inventory/object_confirm_delete.html", context, status=409
             )
-            return redirect(obj.get_absolute_url())
         messages.success(
             request, f"{obj._meta.verbose_name.capitalize()} “{obj}” deleted."
         )
         return redirect(spec.list_url)
-    return render(
-        request, "inventory/object_confirm_delete.html", {"spec": spec, "object": obj}
-    )
+    return render(request, "inventory/object_confirm_delete.html", context)
 
 
 @require_POST
@@ -635,15 +714,30 @@ LOOKUPS: dict[str, tuple[Callable[..., QuerySet], tuple[str, ...], str]] = {
 
 @require_GET
 def lookup(request: HttpRequest, kind: str) -> HttpResponse:
-    """<option>s for a LookupInput's datalist: up to 20 visible objects matching the text."""
+    """<option>s for a LookupInput's datalist: up to 20 visible objects matching the text.
+
+    The widget names the parameter that carries the text (`field`: the input's own name,
+    which may be `model`); `model` is otherwise the chosen model a version lookup follows.
+    Without `field` (an older page), the first other parameter is the text.
+    """
     if kind not in LOOKUPS:
         raise Http404
     selector, fields, order = LOOKUPS[kind]
-    text = next(
-        (v.strip() for k, v in request.GET.items() if k != "model" and v.strip()), ""
-    )[:100].replace("\x00", "")  # PostgreSQL refuses NUL in a query
+    field_name = request.GET.get("field", "")
+    if field_name:
+        raw = request.GET.get(field_name, "")
+    else:
+        raw = next(
+            (
+                v
+                for k, v in request.GET.items()
+                if k not in {"model", "field", "labelled"} and v.strip()
+            ),
+            "",
+        )
+    text = raw.strip()[:100].replace("\x00", "")  # PostgreSQL refuses NUL in a query
     queryset = selector(user=request.user)
-    model_id = request.GET.get("model", "")
+    model_id = lookup_id(request.GET.get("model", "")) if field_name != "model" else ""
     if (
         kind == "modelversion"
         and model_id.isdigit()
@@ -651,15 +745,22 @@ def lookup(request: HttpRequest, kind: str) -> HttpResponse:
     ):
         queryset = queryset.filter(model_id=int(model_id))
     if text:
+        chosen = lookup_id(text)
         condition = Q()
-        for name in fields:
-            condition |= Q(**{f"{name}__icontains": text})
-        if text.isdigit() and int(text) <= filters.MAX_ID:
-            condition |= Q(pk=int(text))
+        if chosen != text:
+            # "name (#30)": the text of an option already chosen; offer it again.
+            condition = (
+                Q(pk=int(chosen)) if int(chosen) <= filters.MAX_ID else Q(pk=None)
+            )
+        else:
+            for name in fields:
+                condition |= Q(**{f"{name}__icontains": text})
+            if text.isdigit() and int(text) <= filters.MAX_ID:
+                condition |= Q(pk=int(text))
         queryset = queryset.filter(condition)
     options = queryset.order_by(order, "pk")[:LOOKUP_LIMIT]
-    return HttpResponse(
-        format_html_join(
-            "", '<option value="{}">{}</option>', ((o.pk, str(o)) for o in options)
-        )
-    )
+    if request.GET.get("labelled"):
+        rows = ((labelled(str(o), o.pk), str(o)) for o in options)
+    else:
+        rows = ((o.pk, str(o)) for o in options)
+    return HttpResponse(format_html_join("", '<option value="{}">{}</option>', rows))

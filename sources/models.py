@@ -155,6 +155,11 @@ class SyncRun(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     upload = models.FileField(upload_to="source-uploads/%Y/%m/", blank=True)
+    upload_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The uploaded file's SHA-256: the same file twice in a row is refused.",
+    )
     phase = models.CharField(max_length=40, blank=True)
     expected = models.PositiveIntegerField(
         null=True, blank=True, help_text="Records expected (the last run's count)."

@@ -37,14 +37,34 @@ SOURCED_MODELS: tuple[type[Model], ...] = (
 # Data sources and their runs (every signed-in user reads them; settings are
 # shown to administrators only, by the views)
 # ---------------------------------------------------------------------------
+# The runs a source's health comes from (sources.sync.runner._finish and _fail_exhausted):
+# finished, and not dry runs. "Last run" beside the health is the latest of these, so the
+# two always speak of the same run (a queued retry or a dry run changes neither).
+HEALTH_STATUSES = (
+    sm.SyncRun.Status.SUCCEEDED,
+    sm.SyncRun.Status.PARTIAL,
+    sm.SyncRun.Status.FAILED,
+)
+
+
+def _health_runs() -> QuerySet[sm.SyncRun]:
+    return sm.SyncRun.objects.filter(
+        dry_run=False, status__in=HEALTH_STATUSES
+    ).order_by("-finished_at", "-id")
+
+
+def syncrun_last_finished(*, source: sm.DataSource) -> sm.SyncRun | None:
+    """The run the source's health speaks of (the latest finished, not dry), or None."""
+    return _health_runs().filter(source=source).first()
+
+
 def datasource_list(*, user: User | None = None) -> QuerySet[sm.DataSource]:
-    """Sources with their latest run's status and id (one subquery each, no N+1).
+    """Sources with their last finished run's status and id (one subquery each, no N+1):
+    the run their health comes from.
 
     Sources are shared: `user` only shuts out someone not signed in.
     """
-    latest = sm.SyncRun.objects.filter(source=OuterRef("pk")).order_by(
-        "-requested_at", "-id"
-    )
+    latest = _health_runs().filter(source=OuterRef("pk"))
     sources = sm.DataSource.objects.select_related("team").annotate(
         last_run_status=Subquery(latest.values("status")[:1]),
         last_run_id=Subquery(latest.values("pk")[:1]),

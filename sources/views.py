@@ -345,6 +345,8 @@ def _detail_context(
         "settings_rows": _settings_rows(source, cls) if is_admin else [],
         "runs": runs[:RECENT_RUNS],
         "active_runs": active,
+        # The run the health badge speaks of: the same run, the same state.
+        "last_run": selectors.syncrun_last_finished(source=source),
         "chart": chart,
         "chart_rows": [
             {

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import template
 
+from audit.models import AuditEvent
 from governance import services
 from inventory import models as m
 from inventory import permissions
@@ -98,4 +99,65 @@ def governed_actions(context: template.Context, obj: Any) -> dict[str, Any]:
         "version_input": _version_input(
             "deployment-pin", "pin-model", obj.approved_version
         ),
+    }
+
+
+# The committee's decisions on each kind: the audit action's verb, as the page says it,
+# and the key its note is kept under in the event (inventory.services).
+DECISION_WORDS = {
+    "approve": "Approved",
+    "reject": "Rejected",
+    "deprecate": "Deprecated",
+    "retire": "Retired",
+    "reopen": "Reopened for review",
+    "develop": "Moved back to development",
+    "activate": "Made active",
+    "reactivate": "Reactivated",
+    "quarantine": "Quarantined",
+    "withdraw": "Withdrawn",
+}
+DECISIONS: dict[type, tuple[str, tuple[str, ...], str]] = {
+    m.ModelVersion: (
+        "modelversion",
+        tuple(inventory_services.APPROVAL_VERBS.values()),
+        "approval_note",
+    ),
+    m.AIModel: (
+        "aimodel",
+        tuple(inventory_services.LIFECYCLE_VERBS.values()),
+        "lifecycle_note",
+    ),
+    m.Deployment: (
+        "deployment",
+        tuple(inventory_services.DEPLOYMENT_STATUS_VERBS.values()),
+        "status_note",
+    ),
+}
+
+
+@register.simple_tag
+def last_decision(obj: Any) -> dict[str, Any] | None:
+    """The latest committee decision on `obj` (approval, lifecycle or status) and its note,
+    from the audit trail: one query on the (object_type, object_id) index. Called only
+    inside the committee's card, so other roles' pages pay nothing."""
+    kind = DECISIONS.get(type(obj))
+    if kind is None or obj.pk is None:
+        return None
+    prefix, verbs, note_key = kind
+    event = (
+        AuditEvent.objects.filter(
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            action__in=[f"{prefix}.{verb}" for verb in verbs],
+        )
+        .only("seq", "occurred_at", "actor_label", "action", "after")
+        .order_by("-seq")
+        .first()
+    )
+    if event is None:
+        return None
+    return {
+        "event": event,
+        "decision": DECISION_WORDS.get(event.action.partition(".")[2], event.action),
+        "note": (event.after or {}).get(note_key, ""),
     }

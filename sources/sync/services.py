@@ -11,6 +11,7 @@ the shell (`actor=None`, which only management commands pass).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,10 @@ BAD_ENV_NAME = "After env: give an environment variable name (letters, digits, _
 SCHEDULE_RANGE = "Between 0 (on demand only) and 10080 minutes (a week)."
 RUN_ACTIVE = "A run of this source is queued or running; wait for it to finish."
 UPLOAD_TOO_BIG = "The file is {size}; the limit is {limit}."
+UPLOAD_DUPLICATE = (
+    "This file is the one run #{run} already synced ({when} UTC): the same content "
+    "would change nothing, so no run was started. Upload a newer export."
+)
 MANAGE_SOURCES = (
     "Only an administrator (or a token with the 'sources' scope) can do this."
 )
@@ -439,6 +444,36 @@ def upload_too_big(upload: Any) -> str | None:
     return None
 
 
+def upload_sha256(upload: Any) -> str:
+    """The SHA-256 of an uploaded file, read in chunks; the file is rewound after."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def upload_duplicate(*, source: sm.DataSource, sha256: str) -> str | None:
+    """The refusal for a file whose content the source's last kept run already synced.
+
+    The last run that counts is the latest non-dry run that did not fail or get
+    cancelled: after a failed run the same file may be sent again, and after another file
+    (or a pull) it is a change back. One query on the (source, requested_at) index.
+    """
+    last = (
+        sm.SyncRun.objects.filter(source=source, dry_run=False)
+        .exclude(status__in=[sm.SyncRun.Status.FAILED, sm.SyncRun.Status.CANCELLED])
+        .order_by("-requested_at", "-id")
+        .only("pk", "upload_sha256", "requested_at")
+        .first()
+    )
+    if last is None or last.upload_sha256 != sha256:
+        return None
+    return UPLOAD_DUPLICATE.format(
+        run=last.pk, when=last.requested_at.strftime("%Y-%m-%d %H:%M")
+    )
+
+
 def sync_request(
     *,
     actor: User | Any | None,
@@ -458,6 +493,12 @@ def sync_request(
         too_big = upload_too_big(upload)
         if too_big:
             raise ValidationError({"file": too_big})
+    sha256 = upload_sha256(upload) if upload is not None else ""
+    if sha256 and not dry_run:
+        # Refused before any run exists: no failed run, and the source's health stays.
+        duplicate = upload_duplicate(source=source, sha256=sha256)
+        if duplicate:
+            raise ValidationError({"file": duplicate})
     token = _token(actor)
     if trigger is None:
         if upload is not None:
@@ -469,11 +510,17 @@ def sync_request(
         else:
             trigger = sm.SyncRun.Trigger.MANUAL
     user, label = _audit_actor(actor, actor_label)
-    return runner.request_sync(
-        source=source,
-        trigger=trigger,
-        actor=user,
-        dry_run=dry_run,
-        upload=upload,
-        actor_label=label,
-    )
+    with transaction.atomic():
+        run, created = runner.request_sync(
+            source=source,
+            trigger=trigger,
+            actor=user,
+            dry_run=dry_run,
+            upload=upload,
+            actor_label=label,
+        )
+        if created and sha256:
+            # In the same transaction as the run (the worker is sent it on commit).
+            sm.SyncRun.objects.filter(pk=run.pk).update(upload_sha256=sha256)
+            run.upload_sha256 = sha256
+    return run, created

@@ -184,8 +184,9 @@ def test_delete_of_a_referenced_object_explains_instead_of_failing(
     response = client.post(
         reverse("inventory:aimodel_delete", args=[model.pk]), follow=True
     )
-    assert response.status_code == 200
-    assert "still referenced" in response.content.decode()
+    # 409 on the confirm page, naming what refuses (tests/inventory/test_refused_delete.py).
+    assert response.status_code == 409
+    assert "1 deployment still references this model" in response.content.decode()
     assert m.AIModel.objects.filter(pk=model.pk).exists()
 
 
