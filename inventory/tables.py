@@ -27,7 +27,7 @@ from django_tables2.rows import BoundRow
 from django_tables2.utils import OrderBy, OrderByTuple
 
 from inventory import models as m
-from inventory import source_names
+from inventory import querysets, source_names
 from inventory.templatetags.runproof import status_badge
 
 # An id no row has, reversed once per URL name and page; each row's link swaps in its id.
@@ -335,10 +335,29 @@ class StatusColumn(tables.Column):
         return status_badge(getattr(record, bound_column.name), value)
 
 
+def _silent_badge(silent: bool) -> str:
+    # Active, but no source has reported it for the policy's hours: not "answering now".
+    return _badge("silent", "secondary") if silent else ""
+
+
+class LiveStatusColumn(StatusColumn):
+    """The status badge, and "silent" beside an active row no source reported lately."""
+
+    def __init__(self, *args, is_silent: Callable[[Any], bool], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_silent = is_silent
+
+    def render(self, value, record, bound_column):
+        badge = status_badge(getattr(record, bound_column.name), value)
+        silent = _silent_badge(self.is_silent(record))
+        return format_html("{} {}", badge, silent) if silent else badge
+
+
 _COMPILED_COLUMNS: tuple[type[tables.Column], ...] = (
     WhenColumn,
     SourceColumn,
     StatusColumn,
+    LiveStatusColumn,
 )
 
 
@@ -441,7 +460,7 @@ class DeploymentTable(KeysetTable):
     environment = tables.Column(orderable=True)
     exposure = tables.Column()
     flags = tables.Column(empty_values=(), verbose_name="Risk flags")
-    status = StatusColumn()
+    status = LiveStatusColumn(is_silent=querysets.deployment_is_silent)
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
     source = SourceColumn()
@@ -503,7 +522,7 @@ class IdentityTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     kind = tables.Column()
     provider = tables.Column()
-    status = StatusColumn()
+    status = LiveStatusColumn(is_silent=querysets.identity_is_silent)
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
     issued_at = WhenColumn(verbose_name="Issued", fmt="%Y-%m-%d")
