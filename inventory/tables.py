@@ -335,13 +335,10 @@ class StatusColumn(tables.Column):
         return status_badge(getattr(record, bound_column.name), value)
 
 
-def _silent_badge(silent: bool) -> str:
-    # Active, but no source has reported it for the policy's hours: not "answering now".
-    return _badge("silent", "secondary") if silent else ""
-
-
 class LiveStatusColumn(StatusColumn):
-    """The status badge, and "silent" beside an active row no source reported lately."""
+    """The status badge, and "silent" beside an active row no source has reported for the
+    policy's hours (querysets.deployment_is_silent / identity_is_silent): "Active" alone
+    would read as answering now."""
 
     def __init__(self, *args, is_silent: Callable[[Any], bool], **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -349,8 +346,9 @@ class LiveStatusColumn(StatusColumn):
 
     def render(self, value, record, bound_column):
         badge = status_badge(getattr(record, bound_column.name), value)
-        silent = _silent_badge(self.is_silent(record))
-        return format_html("{} {}", badge, silent) if silent else badge
+        if self.is_silent(record):
+            return format_html("{} {}", badge, _badge("silent", "secondary"))
+        return badge
 
 
 _COMPILED_COLUMNS: tuple[type[tables.Column], ...] = (

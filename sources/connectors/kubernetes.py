@@ -962,8 +962,9 @@ class KubernetesConnector(Connector):
                 "platform_locator": f"{p.namespace}/{p.kind}/{p.name}",
                 "exposure": p.exposure,
             }
-            if model_team.get(model_id) or team_id:
-                fields["team_id"] = model_team.get(model_id) or team_id
+            team = model_team.get(model_id) or team_id
+            if team:
+                fields["team_id"] = team
             rows.append((p.external_id, fields))
         deployment_pk = ctx.upsert(m.Deployment, rows)
 
