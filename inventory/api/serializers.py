@@ -164,8 +164,14 @@ class DeploymentSerializer(serializers.ModelSerializer):
         help_text="Where baseline_version comes from: the deployment's pin, its model's "
         "baseline, or '' when no version is approved.",
     )
-    model_lifecycle = serializers.ChoiceField(
-        source="model.lifecycle", choices=m.AIModel.Lifecycle.choices, read_only=True
+    # A plain string: a second enum of the same choices would make drf-spectacular name one
+    # choice set twice (W001, which `check --deploy` fails on). Values as the model's.
+    model_lifecycle = serializers.CharField(
+        source="model.lifecycle",
+        read_only=True,
+        help_text="Its model's lifecycle: "
+        + ", ".join(m.AIModel.Lifecycle.values)
+        + " (as the model's `lifecycle`).",
     )
     silent = serializers.BooleanField(
         source="is_silent",
