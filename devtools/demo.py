@@ -1,8 +1,10 @@
 """Demo data: a believable organisation for first start, screenshots, tests and the bench.
 
-Everything is generated from `random.Random(seed)` and timestamps are offsets from a fixed
-REFERENCE_NOW, never `timezone.now()`: the same seed gives the same rows, names and times on
-every run and every database (ids aside), so screenshots and bench numbers are comparable.
+Everything is generated from `random.Random(seed)` and every timestamp is an offset from
+the moment of the seed (`now`, the current time unless given): a demo seeded today shows
+deployments answering today, credentials unused since a date in the past, and so on. The
+same seed and the same `now` give the same rows, names and times on every run and every
+database (ids aside), so screenshots and bench numbers are comparable.
 
 Rows are written with `bulk_create` in batches, in one transaction: a seed that fails half-way
 leaves nothing behind, so `seed_demo --if-empty` can simply run again. Identities and their
@@ -17,7 +19,7 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 from django.utils.text import slugify
 
 from inventory import models as m
@@ -33,8 +36,9 @@ from inventory.roles import Role
 from inventory.services import change_record
 
 DEMO_SOURCE = "demo"
-# "Now" for the demo organisation. Fixed, so every run produces identical timestamps.
-REFERENCE_NOW = datetime(2026, 11, 1, tzinfo=UTC)
+# Every SILENT_EVERY-th active deployment and identity has not been reported for days:
+# the demo's "silent" cases (querysets.deployment_silent_q, identity_silent_q).
+SILENT_EVERY = 25
 BATCH_SIZE = 2000
 # Identities are generated and written this many at a time (with their bindings).
 IDENTITY_CHUNK = 10_000
@@ -246,15 +250,24 @@ def seed_demo(
     deployments: int = 200,
     identities: int = 600,
     progress: Callable[[str], None] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, int]:
-    """Fill an empty inventory with a believable organisation; return the counts created."""
+    """Fill an empty inventory with a believable organisation; return the counts created.
+
+    Timestamps are offsets from `now` (default: the current time), so the demo is as
+    fresh on the day it is seeded as on any other day.
+    """
     if has_demo_data():
         raise ValidationError(INVENTORY_NOT_EMPTY)
     if min(models, deployments, identities) < 1:
         raise ValidationError(SEED_TOO_SMALL)
     # Not for secrets: a reproducible stream is the point.
     rng = random.Random(seed)  # noqa: S311
-    seeder = _Seeder(rng, progress or (lambda _message: None))
+    seeder = _Seeder(
+        rng,
+        progress or (lambda _message: None),
+        (now or timezone.now()).replace(microsecond=0),
+    )
     with _keep_given_updated_at(), transaction.atomic():
         seeder.teams_and_people(models)
         seeder.models_and_versions(models)
@@ -332,7 +345,7 @@ def _base_team(slug: str) -> m.Team:
             name=name,
             slug=slug,
             description=description,
-            created_at=REFERENCE_NOW - timedelta(days=1500),
+            created_at=timezone.now() - timedelta(days=1500),
         )
     return team
 
@@ -352,10 +365,12 @@ class _Seeder:
     same seed produces the same organisation on SQLite and PostgreSQL.
     """
 
-    def __init__(self, rng: random.Random, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, rng: random.Random, progress: Callable[[str], None], now: datetime
+    ) -> None:
         self.rng = rng
         self.say = progress
-        self.now = REFERENCE_NOW
+        self.now = now
         self.counts: dict[str, int] = {}
         self.team_ids: list[int] = []
         self.team_slugs: list[str] = []
@@ -870,7 +885,12 @@ class _Seeder:
         elif status == Status.QUARANTINED:
             last_seen = self._between(max(first_seen, now - timedelta(days=10)), now)
         else:
-            last_seen = now - _days(rng.uniform(0, 1.5))
+            answered = rng.uniform(0, 1.5)
+            if len(used) % SILENT_EVERY == 0:
+                # Active, but no source has reported it for days: silent, not answering.
+                last_seen = now - _days(4 + answered * 6)
+            else:
+                last_seen = now - _days(answered)
 
         domain = self.team_domains[team]
         systems = self.team_systems[team]
@@ -1065,6 +1085,11 @@ class _Seeder:
         for _ in range(rng.choices([0, 1, 2], weights=[55, 30, 15])[0]):
             deps.add(rng.choice(siblings))
         touched = max(t for t in (issued, rotated, last_used) if t is not None)
+        # When its inventory last reported it: within hours, or (the silent ones) days ago.
+        if i % SILENT_EVERY == SILENT_EVERY - 1:
+            seen = now - timedelta(days=4 + i % 11)
+        else:
+            seen = now - timedelta(minutes=(i * 37) % 600)
         return (
             m.NonHumanIdentity(
                 name=name,
@@ -1081,6 +1106,7 @@ class _Seeder:
                 owner_id=owner_id,
                 source=DEMO_SOURCE,
                 external_id=f"{provider}:{kind}:{i:07d}",
+                seen_at=seen,
                 created_at=issued,
                 updated_at=touched,
             ),

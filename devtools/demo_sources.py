@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.core.files.base import ContentFile
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from inventory import models as m
@@ -202,9 +202,10 @@ def _otlp_lines(rng: random.Random) -> bytes:
     ):
         host = urlsplit(dep.endpoint).hostname or dep.endpoint
         targets.append((host, dep.model.name, "openai"))
+    # One with an owner: the shadow deployment's story is that its model's owner sees it.
     retired = (
         m.AIModel.objects.filter(lifecycle=m.AIModel.Lifecycle.RETIRED)
-        .order_by("name")
+        .order_by(F("owner").asc(nulls_last=True), "name")
         .first()
     )
     if retired:
@@ -317,7 +318,9 @@ def _github_pats(models: list[m.AIModel], rng: random.Random) -> bytes:
                 "token_id": 98000 + i,
                 "token_name": f"svc-{model.name}",
                 "token_expired": False,
-                "token_expires_at": None if i % 3 == 0 else "2027-06-30T00:00:00Z",
+                "token_expires_at": None
+                if i % 3 == 0
+                else (granted + timedelta(days=365)).isoformat(),
                 "token_last_used_at": used.isoformat(),
             }
         )

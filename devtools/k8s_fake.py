@@ -512,6 +512,12 @@ SYNTHETIC_MIX = (
     ("seldon_models", 10),
     ("seldondeployments", 5),
 )
+# When the synthetic workloads were created: about 13 months before the server started,
+# the same for every object it serves (a fixed date would age with the calendar).
+SYNTHETIC_CREATED = (
+    dt.datetime.now(dt.UTC).replace(hour=9, minute=14, second=27, microsecond=0)
+    - dt.timedelta(days=394)
+).strftime("%Y-%m-%dT%H:%M:%SZ")
 MODEL_LABEL = "mlflow.org/registered-model"
 VERSION_LABEL = "mlflow.org/model-version"
 
@@ -550,7 +556,7 @@ def synthetic_object(shape: SyntheticShape, key: str, i: int) -> dict[str, Any]:
     model_no = (i * 13 + len(key)) % shape.models
     model = f"model-{model_no:04d}"
     version = str(1 + (i % shape.versions_per_model))
-    created = "2025-11-03T09:14:27Z"
+    created = SYNTHETIC_CREATED
     labels = {
         "app.kubernetes.io/name": model,
         "app.kubernetes.io/part-of": "scoring",

@@ -264,6 +264,7 @@ class IdentityFilter(SourcedFilter):
             ("unrotated", "Not rotated (past the policy's days)"),
             ("expired", "Past its expiry, still active"),
             ("retired_model", "Belongs or bound to a retired model"),
+            ("silent", "Silent (its source has not reported it lately)"),
         ),
     )
     deployment = IdFilter(field_name="deployments", widget=forms.HiddenInput)
@@ -282,6 +283,7 @@ class IdentityFilter(SourcedFilter):
             ),
             "expired": querysets.identity_expired_q,
             "retired_model": querysets.identity_bound_to_retired_model_q,
+            "silent": lambda: querysets.identity_silent_q(selectors.policy_current()),
         }
         if value not in conditions:
             return queryset

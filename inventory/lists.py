@@ -52,6 +52,8 @@ class ListPage:
     refresh_event: str = ""
     # Joins the CSV needs beyond the list's own (the list keeps its joins few).
     export_related: tuple[str, ...] = ()
+    # What else the CSV reads (annotations, prefetches scoped to the user), applied once.
+    export_queryset: Callable[[QuerySet, Any], QuerySet] | None = None
     export_chunk_size: int = 2000
     # (label, URL name) links above the title; the page's own title ends the trail.
     breadcrumbs: tuple[tuple[str, str], ...] = ()
@@ -118,8 +120,11 @@ def keyset_list(
         request.GET.get("sort"), page.sorts, page.default_sort
     )
     if request.GET.get("export") == "csv":
+        exported = queryset.select_related(*page.export_related)
+        if page.export_queryset is not None:
+            exported = page.export_queryset(exported, request.user)
         return csv_response(
-            ordered(queryset.select_related(*page.export_related), field, descending),
+            ordered(exported, field, descending),
             page.export_columns,
             page.export_name,
             chunk_size=page.export_chunk_size,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -379,6 +381,48 @@ class Deployment(TimeStamped, Sourced):
         return bool(baseline and self.observed_version_id != baseline)
 
     @property
+    def baseline_version(self) -> ModelVersion | None:
+        """The version it must run (the baseline_version_id row): the pin, else the model's."""
+        if self.approved_version_id:
+            return self.approved_version
+        return self.model.baseline_version if self.model.baseline_version_id else None
+
+    @property
+    def baseline_kind(self) -> str:
+        """Where its baseline comes from: "pin", "model", or "" (none approved)."""
+        if self.approved_version_id:
+            return "pin"
+        return "model" if self.model.baseline_version_id else ""
+
+    @property
+    def running_version(self) -> str:
+        """The version it runs as the pages show it: the registry's version, else the
+        runtime's own label (a version the registry does not have), else ""."""
+        if self.observed_version_id:
+            return self.observed_version.version
+        return self.observed_version_label
+
+    @property
+    def running_version_registered(self) -> bool | None:
+        """Whether the registry has the running version (None: nothing is reported)."""
+        if self.observed_version_id:
+            return True
+        return False if self.observed_version_label else None
+
+    @property
+    def inherited_owner(self) -> Any:
+        """Its model's owner when it has none of its own: they see it (permissions.scope)
+        but do not answer for it, so it still counts as ownerless."""
+        return (
+            self.model.owner if self.owner_id is None and self.model.owner_id else None
+        )
+
+    @property
+    def is_silent(self) -> bool:
+        """Active, and no source reported it for the policy's hours (querysets.deployment_silent_q)."""
+        return querysets.deployment_is_silent(self)
+
+    @property
     def observed_is_declared(self) -> bool:
         """No source reports it: its observed version is what an owner declared."""
         return self.source == MANUAL_SOURCE
@@ -501,6 +545,11 @@ class NonHumanIdentity(TimeStamped, Sourced):
 
     def get_absolute_url(self) -> str:
         return reverse("inventory:identity_detail", args=[self.pk])
+
+    @property
+    def is_silent(self) -> bool:
+        """Active, and its source has not reported it for the policy's hours."""
+        return querysets.identity_is_silent(self)
 
 
 class APIToken(models.Model):
@@ -628,7 +677,8 @@ class Policy(models.Model):
     silent_after_hours = models.PositiveIntegerField(
         default=72,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 365)],
-        help_text="An active deployment no source has seen for this many hours is silent.",
+        help_text="An active deployment or identity no source has seen for this many "
+        "hours is silent.",
     )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(

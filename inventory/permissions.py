@@ -44,6 +44,12 @@ OWNERSHIP: dict[type[Model], tuple[str, str | None]] = {
     m.NonHumanIdentity: ("team_id", "owner_id"),
     m.Dependency: ("downstream__team_id", "downstream__owner_id"),
 }
+# Who else reads an object with no accountable person of its own: a deployment nobody owns
+# (one discovered from traces) is its model's owner's to see, shown as inherited. It stays
+# ownerless (querysets.ownerless_q); seeing it does not make it theirs to change.
+INHERITED_READER: dict[type[Model], tuple[str, str]] = {
+    m.Deployment: ("owner", "model__owner_id"),
+}
 
 
 def _api_token(user: User) -> m.APIToken | None:
@@ -139,6 +145,9 @@ def scope(queryset: QuerySet, user: User) -> QuerySet:
     condition = Q(**{f"{team_path}__in": team_ids(user)})
     if owner_path:
         condition |= Q(**{owner_path: user.pk})
+    if queryset.model in INHERITED_READER:
+        own, inherited = INHERITED_READER[queryset.model]
+        condition |= Q(**{f"{own}__isnull": True, inherited: user.pk})
     return queryset.filter(condition)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -24,6 +24,40 @@ if TYPE_CHECKING:
 
 ACTIVE = "active"
 RETIRED = "retired"
+MANUAL = "manual"  # models.MANUAL_SOURCE (models.py imports this module)
+# Policy.silent_after_hours' default, for a database with no policy row yet.
+DEFAULT_SILENT_AFTER_HOURS = 72
+
+
+def _silent_cutoff(hours: int, now: Any = None) -> Any:
+    return (now or timezone.now()) - timedelta(hours=hours)
+
+
+def silent_hours_annotation() -> Coalesce:
+    """The policy's silent hours as a column of every row: a scalar subquery the database
+    evaluates once per query, so a page learns who is silent without a query of its own."""
+    from inventory.models import Policy  # models.py imports this module
+
+    return Coalesce(
+        Subquery(
+            Policy.objects.filter(pk=Policy.SINGLETON_ID).values("silent_after_hours")[
+                :1
+            ]
+        ),
+        DEFAULT_SILENT_AFTER_HOURS,
+    )
+
+
+def _row_hours(obj: Any, policy: Policy | None) -> int:
+    if policy is not None:
+        return policy.silent_after_hours
+    hours = getattr(obj, "policy_silent_hours", None)
+    if hours is None:
+        from inventory.selectors import policy_current  # one query: rows not annotated
+
+        hours = policy_current().silent_after_hours
+    return hours
+
 
 # ---------------------------------------------------------------------------
 # Deployments
@@ -56,10 +90,26 @@ def ownerless_q() -> Q:
 
 
 def deployment_silent_q(policy: Policy, now: Any = None) -> Q:
-    """Active, and no source has seen it for the policy's hours."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(hours=policy.silent_after_hours)
-    return Q(status=ACTIVE, last_seen_at__lt=cutoff)
+    """Active, and no source has seen it for the policy's hours: neither a runtime or
+    trace (`last_seen_at`) nor a sync that reported it unchanged (`seen_at`)."""
+    cutoff = _silent_cutoff(policy.silent_after_hours, now)
+    return Q(status=ACTIVE, last_seen_at__lt=cutoff) & (
+        Q(seen_at__isnull=True) | Q(seen_at__lt=cutoff)
+    )
+
+
+def deployment_is_silent(
+    deployment: Any, policy: Policy | None = None, now: Any = None
+) -> bool:
+    """The row form of `deployment_silent_q`. Reads the policy's hours from the row's
+    `policy_silent_hours` annotation (`with_silent_hours()`) unless given the policy."""
+    if deployment.status != ACTIVE:
+        return False
+    cutoff = _silent_cutoff(_row_hours(deployment, policy), now)
+    seen = deployment.last_seen_at
+    if deployment.seen_at is not None and deployment.seen_at > seen:
+        seen = deployment.seen_at
+    return seen < cutoff
 
 
 class DeploymentQuerySet(QuerySet):
@@ -86,6 +136,10 @@ class DeploymentQuerySet(QuerySet):
     def silent(self, policy: Policy) -> DeploymentQuerySet:
         return self.filter(deployment_silent_q(policy))
 
+    def with_silent_hours(self) -> DeploymentQuerySet:
+        """Annotate `policy_silent_hours` for `deployment_is_silent` (no extra query)."""
+        return self.annotate(policy_silent_hours=silent_hours_annotation())
+
 
 # ---------------------------------------------------------------------------
 # Models
@@ -99,6 +153,26 @@ class AIModelQuerySet(QuerySet):
 # Non-human identities
 # ---------------------------------------------------------------------------
 ACTIVE_IDENTITY = Q(status=ACTIVE)
+
+
+def identity_silent_q(policy: Policy, now: Any = None) -> Q:
+    """Active, brought in by a source, and not reported by it for the policy's hours
+    (the same number as deployments'). One typed in by hand has no source to fall silent."""
+    cutoff = _silent_cutoff(policy.silent_after_hours, now)
+    return ACTIVE_IDENTITY & ~Q(source=MANUAL) & Q(seen_at__lt=cutoff)
+
+
+def identity_is_silent(
+    identity: Any, policy: Policy | None = None, now: Any = None
+) -> bool:
+    """The row form of `identity_silent_q` (see `deployment_is_silent`)."""
+    if (
+        identity.status != ACTIVE
+        or identity.source == MANUAL
+        or identity.seen_at is None
+    ):
+        return False
+    return identity.seen_at < _silent_cutoff(_row_hours(identity, policy), now)
 
 
 def identity_unused_q(policy: Policy, now: Any = None) -> Q:
@@ -157,3 +231,10 @@ class IdentityQuerySet(QuerySet):
 
     def bound_to_retired_model(self) -> IdentityQuerySet:
         return self.filter(identity_bound_to_retired_model_q())
+
+    def silent(self, policy: Policy) -> IdentityQuerySet:
+        return self.filter(identity_silent_q(policy))
+
+    def with_silent_hours(self) -> IdentityQuerySet:
+        """Annotate `policy_silent_hours` for `identity_is_silent` (no extra query)."""
+        return self.annotate(policy_silent_hours=silent_hours_annotation())

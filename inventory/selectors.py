@@ -44,14 +44,15 @@ def deployment_list(*, user: User) -> QuerySet[m.Deployment]:
         # per page at the bench scale (16 ms with six joins, 1.8 ms with these four).
         m.Deployment.objects.select_related(
             "model", "observed_version", "team", "owner"
-        ),
+        ).with_silent_hours(),
         user,
     )
 
 
 def identity_list(*, user: User) -> QuerySet[m.NonHumanIdentity]:
     return permissions.scope(
-        m.NonHumanIdentity.objects.select_related("team", "owner"), user
+        m.NonHumanIdentity.objects.select_related("team", "owner").with_silent_hours(),
+        user,
     )
 
 
@@ -91,10 +92,11 @@ def deployment_get_for_user(*, user: User, deployment_id: int) -> m.Deployment:
             "model__baseline_version",
             "observed_version",
             "approved_version",
+            "model__owner",
             "system",
             "team",
             "owner",
-        ),
+        ).with_silent_hours(),
         user,
         deployment_id,
     )
@@ -102,7 +104,11 @@ def deployment_get_for_user(*, user: User, deployment_id: int) -> m.Deployment:
 
 def identity_get_for_user(*, user: User, identity_id: int) -> m.NonHumanIdentity:
     return permissions.get_for_user(
-        m.NonHumanIdentity.objects.select_related("team", "owner"), user, identity_id
+        m.NonHumanIdentity.objects.select_related(
+            "team", "owner", "model"
+        ).with_silent_hours(),
+        user,
+        identity_id,
     )
 
 
@@ -145,7 +151,9 @@ def identity_deployments(
 ) -> list[m.Deployment]:
     return list(
         permissions.scope(
-            m.Deployment.objects.filter(identities=identity).select_related("model"),
+            m.Deployment.objects.filter(identities=identity)
+            .select_related("model")
+            .with_silent_hours(),
             user,
         ).order_by("name")[:RELATED_LIMIT]
     )

@@ -27,7 +27,7 @@ from django_tables2.rows import BoundRow
 from django_tables2.utils import OrderBy, OrderByTuple
 
 from inventory import models as m
-from inventory import source_names
+from inventory import querysets, source_names
 from inventory.templatetags.runproof import status_badge
 
 # An id no row has, reversed once per URL name and page; each row's link swaps in its id.
@@ -335,10 +335,27 @@ class StatusColumn(tables.Column):
         return status_badge(getattr(record, bound_column.name), value)
 
 
+class LiveStatusColumn(StatusColumn):
+    """The status badge, and "silent" beside an active row no source has reported for the
+    policy's hours (querysets.deployment_is_silent / identity_is_silent): "Active" alone
+    would read as answering now."""
+
+    def __init__(self, *args, is_silent: Callable[[Any], bool], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_silent = is_silent
+
+    def render(self, value, record, bound_column):
+        badge = status_badge(getattr(record, bound_column.name), value)
+        if self.is_silent(record):
+            return format_html("{} {}", badge, _badge("silent", "secondary"))
+        return badge
+
+
 _COMPILED_COLUMNS: tuple[type[tables.Column], ...] = (
     WhenColumn,
     SourceColumn,
     StatusColumn,
+    LiveStatusColumn,
 )
 
 
@@ -441,7 +458,7 @@ class DeploymentTable(KeysetTable):
     environment = tables.Column(orderable=True)
     exposure = tables.Column()
     flags = tables.Column(empty_values=(), verbose_name="Risk flags")
-    status = StatusColumn()
+    status = LiveStatusColumn(is_silent=querysets.deployment_is_silent)
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
     source = SourceColumn()
@@ -503,7 +520,7 @@ class IdentityTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     kind = tables.Column()
     provider = tables.Column()
-    status = StatusColumn()
+    status = LiveStatusColumn(is_silent=querysets.identity_is_silent)
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
     issued_at = WhenColumn(verbose_name="Issued", fmt="%Y-%m-%d")

@@ -5,13 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Max, Sum
+from django.db.models import Max, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from inventory import models as m
 
 USAGE_DAYS = 7
 USAGE_CALLERS_LIMIT = 50
+
+
+def usage_latest_hour() -> Subquery:
+    """A deployment's last call: the start of its latest hour of usage, as a correlated
+    subquery (one index probe per row on the unique bucket index, which starts with
+    deployment_id and hour), to annotate a page of deployments without a query per row."""
+    return Subquery(
+        m.UsageHour.objects.filter(deployment=OuterRef("pk"))
+        .order_by("-hour")
+        .values("hour")[:1]
+    )
 
 
 @dataclass(frozen=True)

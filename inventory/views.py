@@ -23,7 +23,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from inventory import filters, forms, permissions, selectors, services, tables
+from inventory import (
+    csv_export,
+    filters,
+    forms,
+    permissions,
+    selectors,
+    services,
+    tables,
+)
 from inventory import models as m
 from inventory.lists import Action, ListPage, keyset_list
 from inventory.usage import usage_context
@@ -45,6 +53,7 @@ class ListSpec:
     export_columns: list[tuple[str, str]] = field(default_factory=list)
     # Joins the CSV needs beyond the list's own (the list keeps its joins few: planning cost).
     export_related: tuple[str, ...] = ()
+    export_queryset: Callable[[QuerySet, Any], QuerySet] | None = None
     form: type[forms.StyledForm] | None = None
     description: str = ""
 
@@ -63,6 +72,7 @@ class ListSpec:
             default_sort=self.default_sort,
             export_columns=self.export_columns,
             export_related=self.export_related,
+            export_queryset=self.export_queryset,
             export_name=f"{self.key}s",
             refresh_event=f"{self.key}sChanged",
         )
@@ -188,8 +198,23 @@ SPECS: dict[str, ListSpec] = {
                 ("first_seen_at", "first_seen_at"),
                 ("last_seen_at", "last_seen_at"),
                 ("source", "source"),
+                # What the pages say (observed_version is empty for an unregistered one).
+                ("running_version", "running_version"),
+                ("running_version_registered", "running_version_registered"),
+                ("baseline_version", "baseline_version.version"),
+                ("baseline_kind", "baseline_kind"),
+                ("model_lifecycle", "model.lifecycle"),
+                ("silent", "is_silent"),
+                ("inherited_owner", csv_export.username_of("inherited_owner")),
+                ("last_call_at", "latest_usage_hour"),
+                ("identities", csv_export.names_of("identities")),
             ],
-            export_related=("approved_version",),
+            export_related=(
+                "approved_version",
+                "model__baseline_version",
+                "model__owner",
+            ),
+            export_queryset=csv_export.deployment_export_queryset,
             description="Where each model actually runs, and who answers for it.",
         ),
         ListSpec(
@@ -218,7 +243,12 @@ SPECS: dict[str, ListSpec] = {
                 ("expires_at", "expires_at"),
                 ("source", "source"),
                 ("external_id", "external_id"),
+                ("silent", "is_silent"),
+                ("model", "model.name"),
+                ("deployments", csv_export.names_of("deployments")),
             ],
+            export_related=("model",),
+            export_queryset=csv_export.identity_export_queryset,
             description="Service accounts, keys, OAuth apps and tokens that can invoke models.",
         ),
     ]
@@ -321,8 +351,11 @@ def aimodel_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def modelversion_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = selectors.modelversion_get_for_user(user=request.user, version_id=pk)
     limit = selectors.RELATED_LIMIT
-    running = selectors.deployment_list(user=request.user).filter(
-        observed_version=version
+    # A withdrawn deployment no longer runs anything: it is not "running in".
+    running = (
+        selectors.deployment_list(user=request.user)
+        .filter(observed_version=version)
+        .exclude(status=m.Deployment.Status.WITHDRAWN)
     )
     context = _detail_context(
         request,

@@ -30,6 +30,7 @@ from inventory.api import (
 from inventory.api.filters import UserFilterBackend
 from inventory.api.pagination import IdCursorPagination
 from inventory.api.permissions import HasReadScope
+from inventory.usage import usage_latest_hour
 
 
 class InventoryViewSet(viewsets.ReadOnlyModelViewSet):
@@ -121,9 +122,34 @@ class DeploymentViewSet(InventoryViewSet):
     detail_selector = staticmethod(selectors.deployment_get_for_user)
     detail_id_kwarg = "deployment_id"
 
+    def _visible_identities(self) -> Prefetch:
+        # Only identities the caller may read, in one query for the whole page.
+        visible = permissions.scope(
+            m.NonHumanIdentity.objects.only("id", "name"), self.request.user
+        ).order_by("id")
+        return Prefetch("identities", queryset=visible)
+
     def prefetch(self, queryset: QuerySet) -> QuerySet:
         # The serializer shows these too; the pages' list does not need them.
-        return queryset.select_related("approved_version", "system")
+        return (
+            queryset.select_related(
+                "approved_version", "model__baseline_version", "model__owner", "system"
+            )
+            .annotate(latest_usage_hour=usage_latest_hour())
+            .prefetch_related(self._visible_identities())
+        )
+
+    def get_object(self) -> Any:
+        # The detail selector already joins what the serializer reads; add the list's rest.
+        obj = super().get_object()
+        obj.latest_usage_hour = (
+            m.UsageHour.objects.filter(deployment=obj)
+            .order_by("-hour")
+            .values_list("hour", flat=True)
+            .first()
+        )
+        prefetch_related_objects([obj], self._visible_identities())
+        return obj
 
 
 class IdentityViewSet(InventoryViewSet):
@@ -139,12 +165,14 @@ class IdentityViewSet(InventoryViewSet):
     def _visible_deployments(self) -> Prefetch:
         # Only deployments the caller may read, in one query for the whole page.
         visible = permissions.scope(
-            m.Deployment.objects.only("id"), self.request.user
+            m.Deployment.objects.only("id", "name"), self.request.user
         ).order_by("id")
         return Prefetch("deployments", queryset=visible)
 
     def prefetch(self, queryset: QuerySet) -> QuerySet:
-        return queryset.prefetch_related(self._visible_deployments())
+        return queryset.select_related("model").prefetch_related(
+            self._visible_deployments()
+        )
 
     def get_object(self) -> Any:
         obj = super().get_object()

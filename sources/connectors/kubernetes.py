@@ -930,6 +930,9 @@ class KubernetesConnector(Connector):
             elif p.external_id not in matched and p.fallback_version:
                 wanted[p.external_id] = (model_id, p.fallback_version)
         versions = ctx.version_ids(wanted.values())
+        # A workload serves its model's team (one cluster, many teams); the source's team
+        # takes only those whose model has none.
+        model_team = self._model_teams(ctx, set(model_of.values()))
 
         rows = []
         for p in parsed:
@@ -959,8 +962,9 @@ class KubernetesConnector(Connector):
                 "platform_locator": f"{p.namespace}/{p.kind}/{p.name}",
                 "exposure": p.exposure,
             }
-            if team_id:
-                fields["team_id"] = team_id
+            team = model_team.get(model_id) or team_id
+            if team:
+                fields["team_id"] = team
             rows.append((p.external_id, fields))
         deployment_pk = ctx.upsert(m.Deployment, rows)
 
@@ -983,6 +987,20 @@ class KubernetesConnector(Connector):
                 pk = self._identity_pk.get(ext)
                 if pk is not None:
                     self._bindings.setdefault(pk, set()).add(dep)
+
+    def _model_teams(self, ctx: ApplyContext, model_ids: set[int]) -> dict[int, int]:
+        """Each model's team (models without one left out), cached for the run."""
+        cache = ctx.cache.setdefault("k8s_model_team", {})
+        missing = [pk for pk in model_ids if pk not in cache]
+        for part in chunked(missing, 500):
+            for pk in part:
+                cache[pk] = None
+            cache.update(
+                m.AIModel.objects.filter(pk__in=part, team__isnull=False)
+                .order_by()
+                .values_list("pk", "team_id")
+            )
+        return {pk: cache[pk] for pk in model_ids if cache.get(pk)}
 
     def _versions_by_uri(
         self, ctx: ApplyContext, uris: set[str]

@@ -736,6 +736,15 @@ def _create_observed(
     model_ids = _model_ids(
         {model for _, model in keys}, keys, seen, source_label, result
     )
+    # A known model's team is the observed deployment's team, so the model's people see
+    # its shadow deployments. Its owner is not made the deployment's: nobody has said
+    # they answer for this one, so it stays ownerless (the model's owner is shown as
+    # inherited, Deployment.inherited_owner).
+    team_of = dict(
+        m.AIModel.objects.filter(pk__in=set(model_ids.values()), team__isnull=False)
+        .order_by()
+        .values_list("pk", "team_id")
+    )
     objs = []
     # In key order, so two requests creating the same deployments lock them alike.
     for endpoint, model in sorted(keys, key=lambda k: observed_external_id(*k)):
@@ -752,7 +761,7 @@ def _create_observed(
                 endpoint=endpoint,
                 platform=info.provider[: _LEN["platform"]],
                 owner=None,
-                team=None,
+                team_id=team_of.get(model_ids[model]),
                 first_seen_at=_ns_datetime(info.first_ns),
                 last_seen_at=_ns_datetime(info.last_ns),
             )

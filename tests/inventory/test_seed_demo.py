@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -9,12 +9,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Max, Q
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from devtools import demo
 from inventory import models as m
+from inventory import selectors
 from sources import models as sm
 
 SMALL = {"models": 40, "deployments": 120, "identities": 300}
@@ -84,18 +86,53 @@ def _wipe() -> None:
     get_user_model().objects.filter(password=demo.UNUSABLE_PASSWORD).delete()
 
 
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
 @pytest.mark.django_db
 def test_same_seed_gives_the_same_organisation():
-    first_counts = demo.seed_demo(seed=11, **SMALL)
+    first_counts = demo.seed_demo(seed=11, now=NOW, **SMALL)
     first = _digest()
     _wipe()
     assert not demo.has_demo_data()
-    second_counts = demo.seed_demo(seed=11, **SMALL)
+    second_counts = demo.seed_demo(seed=11, now=NOW, **SMALL)
     assert second_counts == first_counts
     assert _digest() == first
     _wipe()
-    demo.seed_demo(seed=12, **SMALL)
+    demo.seed_demo(seed=12, now=NOW, **SMALL)
     assert _digest() != first
+
+
+@pytest.mark.django_db
+def test_the_demo_is_as_fresh_as_the_day_it_is_seeded():
+    """Every date is an offset from the seed's moment: active deployments answered within
+    the last day and a half, except the few the demo shows as silent."""
+    before = timezone.now()
+    demo.seed_demo(**SMALL)
+    policy = selectors.policy_current()
+    active = m.Deployment.objects.filter(status="active")
+    silent = set(active.silent(policy).values_list("pk", flat=True))
+    assert 0 < len(silent) < active.count() / 10
+    for last_seen in active.exclude(pk__in=silent).values_list(
+        "last_seen_at", flat=True
+    ):
+        assert before - timedelta(hours=37) < last_seen <= timezone.now()
+    assert not m.Deployment.objects.filter(last_seen_at__gt=timezone.now()).exists()
+    assert not m.NonHumanIdentity.objects.filter(
+        last_used_at__gt=timezone.now()
+    ).exists()
+    quiet = m.NonHumanIdentity.objects.silent(policy)
+    assert (
+        0
+        < quiet.count()
+        < m.NonHumanIdentity.objects.filter(status="active").count() / 10
+    )
+    # The same seed on another day is the same organisation, moved in time.
+    latest = m.Deployment.objects.aggregate(Max("last_seen_at"))["last_seen_at__max"]
+    _wipe()
+    demo.seed_demo(now=NOW, **SMALL)
+    moved = m.Deployment.objects.aggregate(Max("last_seen_at"))["last_seen_at__max"]
+    assert abs((latest - before) - (moved - NOW)) < timedelta(seconds=5)
 
 
 @pytest.mark.django_db
@@ -142,7 +179,7 @@ def test_seed_counts_and_mix():
 
     identities = m.NonHumanIdentity.objects
     assert identities.filter(team__isnull=True, owner__isnull=True).exists()
-    cutoff = demo.REFERENCE_NOW - timedelta(days=90)
+    cutoff = timezone.now() - timedelta(days=90)
     assert identities.filter(status="active", last_used_at__lt=cutoff).exists(), "stale"
     assert identities.filter(deployments__model__lifecycle="retired").exists()
     assert {"aws", "gcp", "azure", "github", "vault", "kubernetes", "openai"} <= set(
@@ -154,7 +191,7 @@ def test_seed_counts_and_mix():
         assert rows.count() == model.objects.count()
         assert not rows.filter(Q(external_id="")).exists()
         assert rows.values("external_id").distinct().count() == rows.count()
-    assert not m.Deployment.objects.filter(last_seen_at__gt=demo.REFERENCE_NOW).exists()
+    assert not m.Deployment.objects.filter(last_seen_at__gt=timezone.now()).exists()
 
 
 @pytest.mark.django_db
@@ -274,3 +311,22 @@ def test_demo_sources_sync_their_demo_files(settings, tmp_path):
     assert m.NonHumanIdentity.objects.filter(
         source__startswith="gcp_keys:", model__isnull=False
     ).exists()
+    # One cluster, many teams: each workload is its model's team's.
+    assert workloads.values("team").distinct().count() > 1
+    for dep in workloads.select_related("model"):
+        assert dep.team_id == (dep.model.team_id or dep.team_id)
+        assert dep.team_id is not None
+    # The retired model still answering: its team's, its owner's to see, still ownerless.
+    shadow = m.Deployment.objects.get(
+        source__startswith="otlp:", model__lifecycle="retired"
+    )
+    assert shadow.team_id == shadow.model.team_id is not None
+    assert shadow.owner_id is None and shadow.model.owner_id is not None
+    assert m.Deployment.objects.ownerless().filter(pk=shadow.pk).exists()
+    assert selectors.deployment_list(user=shadow.model.owner).filter(pk=shadow.pk)
+    # Traces and syncs ran just now: what they reported is not silent.
+    policy = selectors.policy_current()
+    assert not workloads.silent(policy).exists()
+    assert not m.NonHumanIdentity.objects.filter(source__startswith="gcp_keys:").silent(
+        policy
+    )
