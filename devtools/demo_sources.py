@@ -12,12 +12,15 @@ source is configured but disabled: there is no registry server to read.
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets as pysecrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db.models import Count, F
 from django.utils import timezone
@@ -27,6 +30,21 @@ from sources import models as sm
 from sources.sync import runner
 
 K8S = "Kubernetes: prod-eu cluster (kubectl export)"
+# The demo cluster: `run_embedded` serves the same workloads through devtools.k8s_fake on
+# this port, so "Sync now" on the Kubernetes source pulls them through the official
+# client, as it would from a real API server (the first run is the uploaded export).
+DEMO_CLUSTER_PORT = int(os.environ.get("RUNPROOF_DEMO_CLUSTER_PORT", "8001"))
+
+
+def demo_cluster_file() -> Path:
+    """Where the demo's cluster document is kept for `run_embedded` to serve."""
+    return Path(settings.VAR_DIR) / "demo" / "prod-eu-cluster.json"
+
+
+def demo_cluster_url() -> str:
+    return f"http://127.0.0.1:{DEMO_CLUSTER_PORT}"
+
+
 OTLP = "OpenTelemetry traces"
 GCP = "GCP service-account keys (acme-ml project)"
 GITHUB = "GitHub org tokens (acme)"
@@ -60,10 +78,18 @@ def seed_demo_sources(
     k8s = _source(
         K8S,
         "kubernetes",
-        {"environment": "production", "deployments_scope": "labelled"},
+        {
+            "environment": "production",
+            "deployments_scope": "labelled",
+            "api_url": demo_cluster_url(),
+        },
         team,
     )
-    results[K8S] = _run(k8s, "prod-eu.json", _kubectl_export(models), say)
+    export = _kubectl_export(models)
+    cluster_file = demo_cluster_file()
+    cluster_file.parent.mkdir(parents=True, exist_ok=True)
+    cluster_file.write_bytes(export)
+    results[K8S] = _run(k8s, "prod-eu.json", export, say)
     _registry_baseline(k8s)
     otlp = _source(OTLP, "otlp", {}, None)
     results[OTLP] = _run(otlp, "collector.jsonl", _otlp_lines(rng), say)

@@ -710,11 +710,35 @@ def write_list_file(path: str, objects: Iterator[dict[str, Any]]) -> int:
     return count
 
 
+def cluster_from_list(
+    document: dict[str, Any], token: str | None = None
+) -> FakeCluster:
+    """A cluster serving the items of one kubectl `List` document (what `kubectl get
+    ... -A -o json` prints), each under the resource its kind and API group name.
+    Items of kinds the server does not serve are refused, not dropped silently."""
+    by_kind = {(r.group, r.kind): r.key for r in RESOURCES.values()}
+    objects: dict[str, list[dict[str, Any]]] = {key: [] for key in RESOURCES}
+    for item in document.get("items") or []:
+        group = str(item.get("apiVersion", "")).rpartition("/")[0]
+        key = by_kind.get((group, item.get("kind")))
+        if key is None:
+            raise ValueError(
+                f"cannot serve {item.get('apiVersion')!r} {item.get('kind')!r}"
+            )
+        objects[key].append(item)
+    return FakeCluster(objects=dict(objects), token=token)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=None)
     parser.add_argument("--synthetic", type=int, default=0, help="objects to serve")
+    parser.add_argument(
+        "--from-file",
+        default="",
+        help="serve the items of this kubectl List document instead of synthetic ones",
+    )
     parser.add_argument("--namespaces", type=int, default=SyntheticShape.namespaces)
     parser.add_argument(
         "--service-accounts", type=int, default=SyntheticShape.service_accounts
@@ -729,7 +753,12 @@ def main(argv: list[str] | None = None) -> None:
         secrets=args.secrets,
         models=args.models,
     )
-    running = serve(synthetic_cluster(shape, token=args.token), port=args.port)
+    if args.from_file:
+        with open(args.from_file, encoding="utf-8") as f:
+            cluster = cluster_from_list(json.load(f), token=args.token)
+    else:
+        cluster = synthetic_cluster(shape, token=args.token)
+    running = serve(cluster, port=args.port)
     sys.stdout.write(f"READY {running.url.rsplit(':', 1)[1]}\n")
     sys.stdout.flush()
     try:

@@ -330,3 +330,51 @@ def test_demo_sources_sync_their_demo_files(settings, tmp_path):
     assert not m.NonHumanIdentity.objects.filter(source__startswith="gcp_keys:").silent(
         policy
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_kubernetes_source_pulls_from_the_demo_cluster(
+    settings, tmp_path, monkeypatch
+):
+    """ "Sync now" on the demo Kubernetes source pulls the demo's workloads through the
+    official client from the API server `run_embedded` starts (devtools.k8s_fake serving
+    the file the seed wrote): the run succeeds and finds the workloads it uploaded."""
+    import socket
+    import subprocess
+    import sys
+
+    from devtools import demo_sources
+    from devtools.management.commands.run_embedded import Command
+    from inventory.models import FieldChange
+    from sources.sync import runner
+
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.VAR_DIR = tmp_path
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(demo_sources, "DEMO_CLUSTER_PORT", port)
+    demo.seed_demo(models=40, deployments=120, identities=100)
+    demo_sources.seed_demo_sources()
+    source = sm.DataSource.objects.get(name=demo_sources.K8S)
+    assert source.config["api_url"] == f"http://127.0.0.1:{port}"
+    assert demo_sources.demo_cluster_file().exists()
+
+    (child,) = Command()._demo_cluster(sys.executable)
+    process = subprocess.Popen(  # noqa: S603 - run_embedded's own fixed argv
+        child.args, cwd=settings.BASE_DIR, stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout.readline().decode().strip() == f"READY {port}"
+        workloads = m.Deployment.objects.filter(source=source.source_label)
+        before = (workloads.count(), FieldChange.objects.count())
+        run, _ = runner.request_sync(source=source, trigger=sm.SyncRun.Trigger.MANUAL)
+        runner.execute_run(run.pk)
+        run.refresh_from_db()
+        assert run.status == "succeeded", run.error
+        assert run.seen >= before[0] > 0
+        # The cluster says what the export said: nothing moved.
+        assert (workloads.count(), FieldChange.objects.count()) == before
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

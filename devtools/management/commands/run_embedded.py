@@ -1,12 +1,14 @@
 """`manage.py run_embedded`: the embedded default in one command (what `make run` calls).
 
 Migrates, seeds the demo organisation into an empty inventory, ensures the demo accounts,
-then supervises two children until Ctrl-C:
+then supervises its children until Ctrl-C:
 
 - the web server: Django's threaded `runserver --noreload`. DEBUG stays off; WhiteNoise
   serves static files from the source folders (WHITENOISE_USE_FINDERS in embedded mode).
   It listens on loopback for one user, so a WSGI server would only add a dependency.
-- one Celery worker with embedded beat, on the filesystem broker under ./var/broker.
+- one Celery worker with embedded beat, on the filesystem broker under ./var/broker;
+- the demo's Kubernetes API server (devtools.k8s_fake, on RUNPROOF_DEMO_CLUSTER_PORT, 8001),
+  serving the demo's workloads, so the demo Kubernetes source's "Sync now" really pulls.
 
 Each child runs in its own process group, so Ctrl-C reaches only this supervisor, which
 stops the children in order (SIGTERM, wait, then SIGKILL of the whole group). Children
@@ -88,6 +90,7 @@ class Command(BaseCommand):
                 + ["--loglevel", "INFO", "--concurrency", "2"],
             ),
         ]
+        children += self._demo_cluster(python)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
@@ -141,6 +144,31 @@ class Command(BaseCommand):
         from devtools import demo
 
         return demo.ensure_demo_accounts()
+
+    def _demo_cluster(self, python: str) -> list[Child]:
+        """The demo's Kubernetes API server (devtools.k8s_fake serving the demo's
+        workloads), when the demo sources were seeded: the Kubernetes source's "Sync now"
+        pulls from it. If its port is taken the source's runs fail and say why."""
+        from devtools import demo_sources
+
+        path = demo_sources.demo_cluster_file()
+        if not path.exists():
+            return []
+        port = demo_sources.DEMO_CLUSTER_PORT
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                self.stderr.write(
+                    f"Port {port} is taken: the demo Kubernetes cluster does not start "
+                    "(set RUNPROOF_DEMO_CLUSTER_PORT before the first seed to move it)."
+                )
+                return []
+        return [
+            Child(
+                "demo Kubernetes API server",
+                [python, "-m", "devtools.k8s_fake", "--from-file", str(path)]
+                + ["--port", str(port)],
+            )
+        ]
 
     def _check_port_free(self, host: str, port: int) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
