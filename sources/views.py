@@ -330,7 +330,8 @@ def _detail_context(
     runs = selectors.syncrun_recent(source=source, limit=HISTORY_RUNS)
     chart = history_chart(runs)
     active = [r for r in runs if r.is_active]
-    can_sync = cls.pull or cls.upload != "none"
+    # A disabled source offers no sync: the runner would refuse it (edit it to enable).
+    can_sync = source.enabled and (cls.pull or cls.upload != "none")
     if sync_form is None and is_admin and can_sync:
         sync_form = SyncForm(connector=cls)
     return {

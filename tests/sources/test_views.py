@@ -731,3 +731,16 @@ def test_old_admin_addresses_of_sources_redirect_to_the_sources_app(login, admin
     assert response.status_code == 301
     assert response["Location"] == "/admin/sources/syncrun/7/change/?x=1"
     assert client.get("/admin/inventory/datasource/").status_code == 301
+
+
+def test_a_disabled_source_offers_no_sync_and_says_how_to_enable_it(
+    login, admin_user, api_source
+):
+    source = api_source(enabled=False)
+    page = login(admin_user).get(detail(source)).content.decode()
+    assert 'data-testid="sync-now"' not in page
+    assert 'data-testid="sync-disabled"' in page
+    # The runner refuses it too, so the button would only have led to an error.
+    response = login(admin_user).post(sync_url(source), {"dry_run": "false"})
+    assert sm.SyncRun.objects.filter(source=source).count() == 0
+    assert response.status_code in (302, 400, 409, 422)
