@@ -11,13 +11,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import threading
+
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template import engines
+from django.utils.safestring import SafeString, mark_safe
 
 from inventory.csv_export import csv_response
-from inventory.pagination import keyset_paginate, parse_sort
+from inventory.pagination import _nullable, keyset_paginate, parse_sort
 from inventory.tables import KeysetTable
 
 LIST_TEMPLATE = "_list_page.html"
@@ -58,6 +62,8 @@ class ListPage:
     # Extra markup beside the title and inside the filter form (a status, a datalist).
     header_template: str = ""
     filters_template: str = ""
+    # Say how many rows match (capped, in the page's own query; see pagination.py).
+    count: bool = True
 
     @property
     def nouns(self) -> str:
@@ -65,10 +71,67 @@ class ListPage:
 
 
 def ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
-    """The export's order: the page's, ties broken by id as keyset pages break them."""
-    return queryset.order_by(
-        f"-{field}" if descending else field, "-pk" if descending else "pk"
-    )
+    """The export's order: the page's (NULLs last), ties broken by id as keyset pages."""
+    value = F(field).desc() if descending else F(field).asc()
+    if _nullable(queryset.model, field):
+        value = F(field).desc(nulls_last=True) if descending else F(field).asc(
+            nulls_last=True
+        )
+    return queryset.order_by(value, "-pk" if descending else "pk")
+
+
+# The filter form's fields as markup, per process: the same filters with the same values
+# and choices render the same HTML, so a list renders its form once, not per request
+# (it was 2 to 3 ms of a list page's CPU, bench). Bounded: cleared when full.
+_FIELDS_TEMPLATE = (
+    "{% for field in form %}{% if field.is_hidden %}{{ field }}{% else %}\n"
+    '    <div class="col-6 col-md-3 col-xl-2">\n'
+    '      <label class="form-label small mb-0" for="{{ field.id_for_label }}">'
+    "{{ field.label }}</label>\n"
+    "      {{ field }}\n"
+    "    </div>\n"
+    "    {% endif %}{% endfor %}"
+)
+_FIELDS_CACHE: dict[tuple, SafeString] = {}
+_FIELDS_CACHE_SIZE = 512
+_FIELDS_LOCK = threading.Lock()
+_fields_template = None
+
+
+def filter_fields_html(filterset: Any) -> SafeString:
+    """The filter form's fields, rendered once per (filters, values, choices) per process.
+
+    The key holds everything the markup depends on: the filter class, each field's raw
+    value, the source names (the source filter's choices) and the type-ahead labels.
+    """
+    global _fields_template
+    form = filterset.form
+    data = form.data
+    values = []
+    for name, field in form.fields.items():
+        key = form.add_prefix(name)
+        raw = data.getlist(key) if hasattr(data, "getlist") else data.get(key)
+        values.append(
+            (
+                name,
+                tuple(raw) if isinstance(raw, list) else raw,
+                getattr(field.widget, "current_label", None),
+            )
+        )
+    names = getattr(filterset, "source_names", None)
+    choices = tuple(names().items()) if "source" in form.fields and names else ()
+    cache_key = (type(filterset), tuple(values), choices)
+    html = _FIELDS_CACHE.get(cache_key)
+    if html is not None:
+        return html
+    if _fields_template is None:
+        _fields_template = engines["django"].from_string(_FIELDS_TEMPLATE)
+    html = mark_safe(_fields_template.render({"form": form}))  # noqa: S308 - a template's output
+    with _FIELDS_LOCK:
+        if len(_FIELDS_CACHE) >= _FIELDS_CACHE_SIZE:
+            _FIELDS_CACHE.clear()
+        _FIELDS_CACHE[cache_key] = html
+    return html
 
 
 # Joined rows on a list show a name; their text, JSON and timestamps are not read, and
@@ -130,6 +193,7 @@ def keyset_list(
         descending=descending,
         after=request.GET.get("after"),
         before=request.GET.get("before"),
+        count=page.count,
     )
     table = page.table(
         rows.rows,
@@ -139,7 +203,8 @@ def keyset_list(
         source_names=getattr(filterset, "source_names", None),
     )
     template_name = LIST_TEMPLATE
-    if request.htmx and not request.htmx.history_restore_request:
+    fragment = bool(request.htmx and not request.htmx.history_restore_request)
+    if fragment:
         template_name += "#results"
     return render(
         request,
@@ -150,6 +215,8 @@ def keyset_list(
             "table": table,
             "page": rows,
             "actions": actions,
+            # The fragment has no form: render (or fetch) its fields only for the page.
+            "filter_fields": None if fragment else filter_fields_html(filterset),
             **(context or {}),
         },
     )
