@@ -74,8 +74,10 @@ def ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
     """The export's order: the page's (NULLs last), ties broken by id as keyset pages."""
     value = F(field).desc() if descending else F(field).asc()
     if _nullable(queryset.model, field):
-        value = F(field).desc(nulls_last=True) if descending else F(field).asc(
-            nulls_last=True
+        value = (
+            F(field).desc(nulls_last=True)
+            if descending
+            else F(field).asc(nulls_last=True)
         )
     return queryset.order_by(value, "-pk" if descending else "pk")
 

@@ -348,6 +348,9 @@ class Deployment(TimeStamped, Sourced):
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
+    # The latest call telemetry reported (inventory.usage.record_calls keeps it, with the
+    # usage rows): a list sorts on it without reading the usage table. None: never called.
+    last_call_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = querysets.DeploymentQuerySet.as_manager()
 
@@ -359,6 +362,7 @@ class Deployment(TimeStamped, Sourced):
             models.Index(fields=["last_seen_at", "id"], name="deployment_last_seen_id"),
             models.Index(fields=["environment", "id"], name="deployment_env_id"),
             models.Index(fields=["team", "name", "id"], name="deployment_team_name_id"),
+            models.Index(fields=["last_call_at", "id"], name="deployment_last_call_id"),
         ]
 
     def __str__(self) -> str:

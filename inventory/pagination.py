@@ -44,7 +44,7 @@ class KeysetPage:
 
     @property
     def matching_label(self) -> str:
-        """"1,234", or "10,000+" past the cap; "" when not counted."""
+        """ "1,234", or "10,000+" past the cap; "" when not counted."""
         if self.matching is None:
             return ""
         if self.capped:

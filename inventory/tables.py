@@ -438,17 +438,23 @@ class DeploymentTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     model = tables.Column(linkify=True)
     observed_version = tables.Column(verbose_name="Running", empty_values=())
+    # The baseline (querysets.BASELINE): the committee's pin, else the model's baseline;
+    # `baseline_label` is annotated by the list (views.deployment_rows).
+    baseline = tables.Column(
+        verbose_name="Approved", accessor="baseline_label", empty_values=()
+    )
     environment = tables.Column(orderable=True)
     exposure = tables.Column()
     flags = tables.Column(empty_values=(), verbose_name="Risk flags")
     status = StatusColumn()
-    team = tables.Column(linkify=True)
-    owner = tables.Column(empty_values=())
+    team = tables.Column(linkify=True, orderable=True)
+    owner = tables.Column(empty_values=(), orderable=True)
     source = SourceColumn()
     last_seen_at = WhenColumn(
         orderable=True,
         verbose_name="Last seen",
     )
+    last_call_at = WhenColumn(orderable=True, verbose_name="Last call")
 
     class Meta(KeysetTable.Meta):
         model = m.Deployment
@@ -456,6 +462,7 @@ class DeploymentTable(KeysetTable):
             "name",
             "model",
             "observed_version",
+            "baseline",
             "environment",
             "exposure",
             "flags",
@@ -464,6 +471,7 @@ class DeploymentTable(KeysetTable):
             "owner",
             "source",
             "last_seen_at",
+            "last_call_at",
         )
 
     def render_observed_version(self, record):
@@ -480,6 +488,15 @@ class DeploymentTable(KeysetTable):
         if record.version_drift:
             return format_html("{} {}", text, _badge("drift", "warning"))
         return text
+
+    def render_baseline(self, record):
+        label = getattr(record, "baseline_label", None)
+        if not label:
+            return "—"
+        if record.approved_version_id is not None:
+            # The committee pinned this deployment to it (else it is the model's baseline).
+            return format_html("{} {}", label, _badge("pinned", "secondary"))
+        return label
 
     def render_flags(self, record):
         flags = []
