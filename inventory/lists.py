@@ -71,13 +71,13 @@ class ListPage:
 
 
 def ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
-    """The export's order: the page's (NULLs last), ties broken by id as keyset pages."""
+    """The export's order: the page's (NULL the smallest value), ties broken by id."""
     value = F(field).desc() if descending else F(field).asc()
     if _nullable(queryset.model, field):
         value = (
             F(field).desc(nulls_last=True)
             if descending
-            else F(field).asc(nulls_last=True)
+            else F(field).asc(nulls_first=True)
         )
     return queryset.order_by(value, "-pk" if descending else "pk")
 

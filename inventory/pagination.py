@@ -5,8 +5,11 @@ a (sort_field, id) index. Cursors are opaque, URL-safe strings. How many rows ma
 counted up to a cap (`COUNT_CAP`, shown as "10,000+") inside the page's own query, as a
 scalar subquery over `LIMIT cap + 1`: no extra query, and a count that stops at the cap.
 
-A nullable sort field (a last call, an owner's name) keeps its NULLs after every value in
-both directions ("never called" and "no owner" last), and its cursors can point into them.
+A nullable sort field (a last call, an owner) sorts NULL as its smallest value: first going
+up, last going down ("never called" is the oldest call: -last_call_at lists the latest
+calls first and the never-called last). Its cursors can point into the NULLs. On
+PostgreSQL its (field, id) index is built NULLS FIRST to match (models.NullsFirstIndex);
+SQLite sorts NULLs first already.
 """
 
 from __future__ import annotations
@@ -120,7 +123,7 @@ def keyset_paginate(
     """One page of `queryset` ordered by (field, id), after or before a cursor.
 
     With `count`, the page also says how many rows match (up to `cap`), read in the same
-    query. A nullable `field` sorts its NULLs last, whichever the direction.
+    query. A nullable `field` sorts NULL as its smallest value.
     """
     model_field = _resolve_field(queryset.model, field)
     nullable = _nullable(queryset.model, field)
@@ -134,14 +137,17 @@ def keyset_paginate(
     # Walking backwards reads the reversed order and flips the rows afterwards.
     walk_desc = descending != backwards
     if nullable:
-        # NULLs last going forwards, so first walking backwards.
-        nulls = {"nulls_first": True} if backwards else {"nulls_last": True}
-        value_order = (F(field).desc if walk_desc else F(field).asc)(**nulls)
+        # NULL is the smallest value, walking either way (see the module's docstring).
+        value_order = (
+            F(field).desc(nulls_last=True)
+            if walk_desc
+            else F(field).asc(nulls_first=True)
+        )
     else:
         value_order = F(field).desc() if walk_desc else F(field).asc()
     qs = queryset.order_by(value_order, "-pk" if walk_desc else "pk")
     if cursor is not None:
-        qs = qs.filter(_after(field, cursor, walk_desc, nullable, backwards))
+        qs = qs.filter(_after(field, cursor, walk_desc, nullable))
     if count:
         qs = qs.annotate(**{_COUNT_ALIAS: capped_count(queryset, cap)})
     rows = list(qs[: per_page + 1])
@@ -187,27 +193,22 @@ def keyset_paginate(
     )
 
 
-def _after(
-    field: str, cursor: list[Any], walk_desc: bool, nullable: bool, backwards: bool
-) -> Q:
-    """Rows after (value, pk) in the walk's order."""
+def _after(field: str, cursor: list[Any], walk_desc: bool, nullable: bool) -> Q:
+    """Rows after (value, pk) in the walk's order (NULL the smallest value)."""
     value, pk = cursor
     op = "lt" if walk_desc else "gt"
-    if not nullable:
-        # The first, redundant bound (>= / <=) is what lets the (field, id) index start at
-        # the cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
-        return Q(**{f"{field}__{op}e": value}) & (
-            Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-        )
     is_null = Q(**{f"{field}__isnull": True})
-    if value is None:
-        # In the NULLs: forwards, only NULLs with a later id follow; backwards, every value
-        # (they come before the NULLs) and the NULLs with an earlier id.
+    if nullable and value is None:
+        # Among the NULLs: walking down, only NULLs with a lower id follow; walking up,
+        # the NULLs with a higher id and then every value.
         later_nulls = is_null & Q(**{f"pk__{op}": pk})
-        return ~is_null | later_nulls if backwards else later_nulls
+        return later_nulls if walk_desc else later_nulls | ~is_null
     later = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-    # Forwards, the NULLs come after every value; backwards they were passed already.
-    return later if backwards else later | is_null
+    if nullable and walk_desc:
+        return later | is_null  # walking down, the NULLs come after every value
+    # The first, redundant bound (>= / <=) is what lets the (field, id) index start at the
+    # cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
+    return Q(**{f"{field}__{op}e": value}) & later
 
 
 def _nullable(model: type[Model], path: str) -> bool:

@@ -194,13 +194,15 @@ SPECS: dict[str, ListSpec] = {
             selector=selectors.deployment_list,
             filterset=filters.DeploymentFilter,
             table=tables.DeploymentTable,
-            # Owner and team sort by name; owner, team and last call may be empty:
-            # those rows come last either way (inventory.pagination).
+            # Owner and team group each person's and team's rows (by id: the order a
+            # (owner_id, id) index answers; by name, a join sorted 50,000 rows for
+            # 90 to 230 ms, bench). Empty owner, team or last call sorts as the
+            # smallest value (inventory.pagination).
             sorts={
                 "name": "name",
                 "environment": "environment",
-                "team": "team__name",
-                "owner": "owner__username",
+                "team": "team_id",
+                "owner": "owner_id",
                 "last_seen_at": "last_seen_at",
                 "last_call_at": "last_call_at",
             },

@@ -1,9 +1,11 @@
-"""Deployment.last_call_at: the latest call telemetry reported, so lists sort on it.
+"""Deployment.last_call_at, the latest call telemetry reported, and the indexes the list's
+sorts on last call, owner and team read (NULLS FIRST on PostgreSQL: NullsFirstIndex).
 
 Calls recorded before this migration only survive as hourly usage rows: their deployments
 get the start of their latest usage hour (the call happened within that hour).
 """
 
+import inventory.models
 from django.conf import settings
 from django.db import migrations, models
 from django.db.models import Max, OuterRef, Subquery
@@ -38,7 +40,15 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='deployment',
-            index=models.Index(fields=['last_call_at', 'id'], name='deployment_last_call_id'),
+            index=inventory.models.NullsFirstIndex(fields=['last_call_at', 'id'], name='deployment_last_call_id'),
+        ),
+        migrations.AddIndex(
+            model_name='deployment',
+            index=inventory.models.NullsFirstIndex(fields=['owner', 'id'], name='deployment_owner_id'),
+        ),
+        migrations.AddIndex(
+            model_name='deployment',
+            index=inventory.models.NullsFirstIndex(fields=['team', 'id'], name='deployment_team_id'),
         ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]
