@@ -7,11 +7,10 @@ Inventory, sources (sources, runs, events) and the audit log describe their list
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import threading
 
 from django.db import models
 from django.db.models import F, QuerySet
