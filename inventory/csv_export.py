@@ -91,14 +91,11 @@ def deployment_export_queryset(queryset: QuerySet, user: Any) -> QuerySet:
 
     from inventory import models as m
     from inventory import permissions
-    from inventory.usage import usage_latest_hour
 
     visible = permissions.scope(
         m.NonHumanIdentity.objects.only("id", "name"), user
     ).order_by("name", "id")
-    return queryset.annotate(latest_usage_hour=usage_latest_hour()).prefetch_related(
-        Prefetch("identities", queryset=visible)
-    )
+    return queryset.prefetch_related(Prefetch("identities", queryset=visible))
 
 
 def identity_export_queryset(queryset: QuerySet, user: Any) -> QuerySet:

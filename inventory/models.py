@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -49,6 +49,26 @@ class Sourced(models.Model):
 
     class Meta:
         abstract = True
+
+
+class NullsFirstIndex(models.Index):
+    """A (nullable field, id) index in the order lists sort it: NULL first going up.
+
+    Keyset pages sort NULL as the smallest value (inventory.pagination). PostgreSQL puts
+    NULLs last in a plain index, so there the index says NULLS FIRST and a page reads it
+    forwards or backwards; SQLite sorts NULLs first already and takes no NULLS modifier
+    in an index, so it gets the plain one.
+    """
+
+    def create_sql(self, model, schema_editor, using="", **kwargs):
+        if schema_editor.connection.vendor != "postgresql" or not self.fields:
+            return super().create_sql(model, schema_editor, using=using, **kwargs)
+        columns = [
+            F(model._meta.get_field(name.lstrip("-")).attname) for name in self.fields
+        ]
+        expressions = [columns[0].asc(nulls_first=True), *columns[1:]]
+        index = models.Index(*expressions, name=self.name)
+        return index.create_sql(model, schema_editor, using=using, **kwargs)
 
 
 def natural_key_constraint(model_name: str) -> models.UniqueConstraint:
@@ -350,6 +370,9 @@ class Deployment(TimeStamped, Sourced):
     )
     first_seen_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
+    # The latest call telemetry reported (inventory.usage.record_calls keeps it, with the
+    # usage rows): a list sorts on it without reading the usage table. None: never called.
+    last_call_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = querysets.DeploymentQuerySet.as_manager()
 
@@ -361,6 +384,12 @@ class Deployment(TimeStamped, Sourced):
             models.Index(fields=["last_seen_at", "id"], name="deployment_last_seen_id"),
             models.Index(fields=["environment", "id"], name="deployment_env_id"),
             models.Index(fields=["team", "name", "id"], name="deployment_team_name_id"),
+            # The list's sorts on nullable keys (views.SPECS, keyset by (key, id)).
+            NullsFirstIndex(
+                fields=["last_call_at", "id"], name="deployment_last_call_id"
+            ),
+            NullsFirstIndex(fields=["owner", "id"], name="deployment_owner_id"),
+            NullsFirstIndex(fields=["team", "id"], name="deployment_team_id"),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,15 @@
 """Keyset ("cursor") pagination: a deep page costs what the first page costs.
 
-No COUNT(*) and no OFFSET: the page after row R is "rows ordered after (R.sort_value, R.id)",
-answered from a (sort_field, id) index. Cursors are opaque, URL-safe strings.
+No OFFSET: the page after row R is "rows ordered after (R.sort_value, R.id)", answered from
+a (sort_field, id) index. Cursors are opaque, URL-safe strings. How many rows match is
+counted up to a cap (`COUNT_CAP`, shown as "10,000+") inside the page's own query, as a
+scalar subquery over `LIMIT cap + 1`: no extra query, and a count that stops at the cap.
+
+A nullable sort field (a last call, an owner) sorts NULL as its smallest value: first going
+up, last going down ("never called" is the oldest call: -last_call_at lists the latest
+calls first and the never-called last). Its cursors can point into the NULLs. On
+PostgreSQL its (field, id) index is built NULLS FIRST to match (models.NullsFirstIndex);
+SQLite sorts NULLs first already.
 """
 
 from __future__ import annotations
@@ -13,9 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import F, Model, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 DEFAULT_PER_PAGE = 50
+# Rows counted at most: past it a list says "10,000+" (a count costs what it reads).
+COUNT_CAP = 10_000
+_COUNT_ALIAS = "keyset_matching"
 
 
 @dataclass
@@ -24,6 +37,22 @@ class KeysetPage:
     next_cursor: str | None
     prev_cursor: str | None
     per_page: int
+    # Rows matching the filters, counted up to `cap` (None: not counted).
+    matching: int | None = None
+    cap: int = COUNT_CAP
+
+    @property
+    def capped(self) -> bool:
+        return self.matching is not None and self.matching > self.cap
+
+    @property
+    def matching_label(self) -> str:
+        """ "1,234", or "10,000+" past the cap; "" when not counted."""
+        if self.matching is None:
+            return ""
+        if self.capped:
+            return f"{self.cap:,}+"
+        return f"{self.matching:,}"
 
     @property
     def has_next(self) -> bool:
@@ -65,6 +94,20 @@ def parse_sort(
     return alias, allowed[alias], descending
 
 
+def capped_count(queryset: QuerySet, cap: int = COUNT_CAP) -> RawSQL:
+    """A scalar subquery: how many rows `queryset` holds, counting at most cap + 1.
+
+    Uncorrelated, so the database runs it once per page query (an InitPlan), not per row.
+    """
+    inner = queryset.order_by().values("pk")[: cap + 1]
+    sql, params = inner.query.get_compiler(using=queryset.db).as_sql()
+    return RawSQL(  # noqa: S611 - only Django's compiled SQL, its values as parameters
+        f"SELECT COUNT(*) FROM ({sql}) AS keyset_capped",  # noqa: S608
+        params,
+        output_field=models.IntegerField(),
+    )
+
+
 def keyset_paginate(
     queryset: QuerySet,
     *,
@@ -73,49 +116,66 @@ def keyset_paginate(
     after: str | None = None,
     before: str | None = None,
     per_page: int = DEFAULT_PER_PAGE,
+    count: bool = False,
+    cap: int = COUNT_CAP,
 ) -> KeysetPage:
     """One page of `queryset` ordered by (field, id), after or before a cursor.
 
-    `field` must be non-null, or rows with NULL would fall out of the ordering.
+    With `count`, the page also says how many rows match (up to `cap`), read in the same
+    query. A nullable `field` sorts NULL as its smallest value.
     """
     model_field = _resolve_field(queryset.model, field)
+    nullable = _nullable(queryset.model, field)
     cursor = _decode(before) if before else _decode(after) if after else None
     if cursor is not None:
         # A cursor is user input: one that does not fit the field (forged, or from another
         # sort) starts from the first page rather than failing.
-        cursor = _fit(model_field, cursor)
+        cursor = _fit(model_field, cursor, nullable=nullable)
     backwards = bool(before and cursor)
 
     # Walking backwards reads the reversed order and flips the rows afterwards.
     walk_desc = descending != backwards
-    order = [
-        F(field).desc() if walk_desc else F(field).asc(),
-        "-pk" if walk_desc else "pk",
-    ]
-    qs = queryset.order_by(*order)
-    if cursor is not None:
-        value, pk = cursor
-        op = "lt" if walk_desc else "gt"
-        # The first, redundant bound (>= / <=) is what lets the (field, id) index start at
-        # the cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
-        qs = qs.filter(**{f"{field}__{op}e": value}).filter(
-            Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    if nullable:
+        # NULL is the smallest value, walking either way (see the module's docstring).
+        value_order = (
+            F(field).desc(nulls_last=True)
+            if walk_desc
+            else F(field).asc(nulls_first=True)
         )
+    else:
+        value_order = F(field).desc() if walk_desc else F(field).asc()
+    qs = queryset.order_by(value_order, "-pk" if walk_desc else "pk")
+    if cursor is not None:
+        qs = qs.filter(_after(field, cursor, walk_desc, nullable))
+    if count:
+        qs = qs.annotate(**{_COUNT_ALIAS: capped_count(queryset, cap)})
     rows = list(qs[: per_page + 1])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if backwards:
         rows.reverse()
+    matching = None
+    if count:
+        if rows:
+            matching = getattr(rows[0], _COUNT_ALIAS)
+        elif cursor is None:
+            matching = 0
+        else:  # a cursor past the end: the rare page that counts apart
+            matching = queryset.order_by().values("pk")[: cap + 1].count()
 
     def key(row: Model) -> str:
         value = row
         for part in field.split("__"):
             value = getattr(value, part)
+            if value is None:
+                break
         return encode_cursor(
             [
-                model_field.get_prep_value(value)
-                if not hasattr(value, "isoformat")
-                else value.isoformat(),
+                None
+                if value is None
+                else value.isoformat()
+                if hasattr(value, "isoformat")
+                else model_field.get_prep_value(value),
                 row.pk,
             ]
         )
@@ -127,23 +187,63 @@ def keyset_paginate(
         next_cursor=key(rows[-1]) if rows and has_next else None,
         prev_cursor=key(rows[0]) if rows and has_prev else None,
         per_page=per_page,
+        matching=matching,
+        cap=cap,
     )
+
+
+def _after(field: str, cursor: list[Any], walk_desc: bool, nullable: bool) -> Q:
+    """Rows after (value, pk) in the walk's order (NULL the smallest value)."""
+    value, pk = cursor
+    op = "lt" if walk_desc else "gt"
+    is_null = Q(**{f"{field}__isnull": True})
+    if nullable and value is None:
+        # Among the NULLs: walking down, only NULLs with a lower id follow; walking up,
+        # the NULLs with a higher id and then every value.
+        later_nulls = is_null & Q(**{f"pk__{op}": pk})
+        return later_nulls if walk_desc else later_nulls | ~is_null
+    later = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
+    if nullable and walk_desc:
+        return later | is_null  # walking down, the NULLs come after every value
+    # The first, redundant bound (>= / <=) is what lets the (field, id) index start at the
+    # cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
+    return Q(**{f"{field}__{op}e": value}) & later
+
+
+def _nullable(model: type[Model], path: str) -> bool:
+    """Whether any step of `path` can be NULL (a nullable column or a nullable join)."""
+    for part in path.split("__"):
+        f = model._meta.get_field(part)
+        if f.null:
+            return True
+        if f.is_relation:
+            model = f.related_model
+    return False
 
 
 # The database's id range: an id past it cannot be a row (and overflows SQLite's integers).
 MAX_PK = 2**63 - 1
 
 
-def _fit(model_field: Any, cursor: list[Any]) -> list[Any] | None:
+def _fit(
+    model_field: Any, cursor: list[Any], *, nullable: bool = False
+) -> list[Any] | None:
     """(sort value, id) as the field's Python types, or None for a cursor no page made.
 
-    Pages only write scalars: a null, a list or an object in a cursor is forged, and so are
-    text the database cannot hold (NUL, lone surrogates) and numbers past its range.
+    Pages only write scalars: a list or an object in a cursor is forged, so is a null for a
+    field that is never NULL, and so are text the database cannot hold (NUL, lone
+    surrogates) and numbers past its range.
     """
     raw, raw_pk = cursor
-    if raw is None or isinstance(raw, bool | list | dict):
-        return None
     if isinstance(raw_pk, bool) or not isinstance(raw_pk, int | str):
+        return None
+    if raw is None and nullable:
+        try:
+            pk = int(raw_pk)
+        except (TypeError, ValueError):
+            return None
+        return [None, pk] if -MAX_PK <= pk <= MAX_PK else None
+    if raw is None or isinstance(raw, bool | list | dict):
         return None
     if isinstance(raw, str) and ("\x00" in raw or not _encodable(raw)):
         return None

@@ -279,10 +279,22 @@ class KeysetTable(tables.Table):
         return value_of
 
 
-def _badge(text: str, tone: str) -> str:
+# A handful of (text, tone) pairs, each drawn once per process rather than once per cell.
+@functools.lru_cache(maxsize=64)
+def _badge(text: str, tone: str) -> SafeString:
     return format_html(
         '<span class="badge text-bg-{} badge-flag">{}</span>', tone, text
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _status_badge(value: str, display: str) -> SafeString:
+    return status_badge(value, display)
+
+
+def _joined(*parts: Any) -> SafeString:
+    """format_html("{} {}", …) for a cell's few parts, without its per-call parsing."""
+    return mark_safe(" ".join(_escape(p) for p in parts))  # noqa: S308 - each part escaped
 
 
 class WhenColumn(tables.Column):
@@ -306,19 +318,11 @@ class SourceColumn(tables.Column):
 
     def render(self, record, table):
         label = record.source
-        if label == m.MANUAL_SOURCE:
-            cell = mark_safe('<span class="text-body-secondary">typed in</span>')  # noqa: S308
-        else:
-            names = table.source_names()
-            kind, _, pk = label.partition(":")
-            if label in names and pk.isdigit():
-                cell = format_html(
-                    '<a href="{}">{}</a>',
-                    table.urls.path("sources:source_detail", int(pk)),
-                    names[label],
-                )
-            else:
-                cell = format_html("<code>{}</code>", label)
+        # A page holds a few sources: each label's cell is drawn once per table.
+        cells = table.__dict__.setdefault("_source_cells", {})
+        cell = cells.get(label)
+        if cell is None:
+            cell = cells[label] = self._cell(label, table)
         if record.gone_at is not None:
             return format_html(
                 '{} <span class="badge text-bg-secondary" title="Gone since {}">gone</span>',
@@ -327,12 +331,26 @@ class SourceColumn(tables.Column):
             )
         return cell
 
+    @staticmethod
+    def _cell(label: str, table: Any) -> SafeString:
+        if label == m.MANUAL_SOURCE:
+            return mark_safe('<span class="text-body-secondary">typed in</span>')  # noqa: S308
+        names = table.source_names()
+        kind, _, pk = label.partition(":")
+        if label in names and pk.isdigit():
+            return format_html(
+                '<a href="{}">{}</a>',
+                table.urls.path("sources:source_detail", int(pk)),
+                names[label],
+            )
+        return format_html("<code>{}</code>", label)
+
 
 class StatusColumn(tables.Column):
     """A choice field as a coloured badge; tables2 hands render() the display text."""
 
     def render(self, value, record, bound_column):
-        return status_badge(getattr(record, bound_column.name), value)
+        return _status_badge(getattr(record, bound_column.name), value)
 
 
 class LiveStatusColumn(StatusColumn):
@@ -345,9 +363,9 @@ class LiveStatusColumn(StatusColumn):
         self.is_silent = is_silent
 
     def render(self, value, record, bound_column):
-        badge = status_badge(getattr(record, bound_column.name), value)
+        badge = _status_badge(getattr(record, bound_column.name), value)
         if self.is_silent(record):
-            return format_html("{} {}", badge, _badge("silent", "secondary"))
+            return _joined(badge, _badge("silent", "secondary"))
         return badge
 
 
@@ -455,17 +473,23 @@ class DeploymentTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     model = tables.Column(linkify=True)
     observed_version = tables.Column(verbose_name="Running", empty_values=())
+    # The baseline (querysets.BASELINE): the committee's pin, else the model's baseline;
+    # `baseline_label` is annotated by the list (views.deployment_rows).
+    baseline = tables.Column(
+        verbose_name="Approved", accessor="baseline_label", empty_values=()
+    )
     environment = tables.Column(orderable=True)
     exposure = tables.Column()
     flags = tables.Column(empty_values=(), verbose_name="Risk flags")
     status = LiveStatusColumn(is_silent=querysets.deployment_is_silent)
-    team = tables.Column(linkify=True)
-    owner = tables.Column(empty_values=())
+    team = tables.Column(linkify=True, orderable=True)
+    owner = tables.Column(empty_values=(), orderable=True)
     source = SourceColumn()
     last_seen_at = WhenColumn(
         orderable=True,
         verbose_name="Last seen",
     )
+    last_call_at = WhenColumn(orderable=True, verbose_name="Last call")
 
     class Meta(KeysetTable.Meta):
         model = m.Deployment
@@ -473,6 +497,7 @@ class DeploymentTable(KeysetTable):
             "name",
             "model",
             "observed_version",
+            "baseline",
             "environment",
             "exposure",
             "flags",
@@ -481,22 +506,30 @@ class DeploymentTable(KeysetTable):
             "owner",
             "source",
             "last_seen_at",
+            "last_call_at",
         )
 
     def render_observed_version(self, record):
         if record.observed_version is None:
             if record.observed_version_label:
                 # The runtime names a version the registry does not have.
-                return format_html(
-                    "{} {}",
-                    record.observed_version_label,
-                    _badge("unregistered", "warning"),
+                return _joined(
+                    record.observed_version_label, _badge("unregistered", "warning")
                 )
             return "—"
         text = record.observed_version.version
         if record.version_drift:
-            return format_html("{} {}", text, _badge("drift", "warning"))
+            return _joined(text, _badge("drift", "warning"))
         return text
+
+    def render_baseline(self, record):
+        label = getattr(record, "baseline_label", None)
+        if not label:
+            return "—"
+        if record.approved_version_id is not None:
+            # The committee pinned this deployment to it (else it is the model's baseline).
+            return _joined(label, _badge("pinned", "secondary"))
+        return label
 
     def render_flags(self, record):
         flags = []
@@ -506,7 +539,7 @@ class DeploymentTable(KeysetTable):
             flags.append(_badge("write", "warning"))
         if record.decision_making:
             flags.append(_badge("decides", "primary"))
-        return format_html(" ".join(["{}"] * len(flags)), *flags) if flags else "—"
+        return _joined(*flags) if flags else "—"
 
     def render_owner(self, record):
         return (

@@ -14,7 +14,16 @@ from typing import Any
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
-from django.db.models import Model, ProtectedError, Q, QuerySet, RestrictedError
+from django.db.models import (
+    Model,
+    OuterRef,
+    ProtectedError,
+    Q,
+    QuerySet,
+    RestrictedError,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -50,12 +59,14 @@ class ListSpec:
     table: type[tables.KeysetTable]
     sorts: dict[str, str]
     default_sort: str
-    export_columns: list[tuple[str, str]] = field(default_factory=list)
+    export_columns: list[tuple[str, Any]] = field(default_factory=list)
     # Joins the CSV needs beyond the list's own (the list keeps its joins few: planning cost).
     export_related: tuple[str, ...] = ()
     export_queryset: Callable[[QuerySet, Any], QuerySet] | None = None
     form: type[forms.StyledForm] | None = None
     description: str = ""
+    # What the list (and its CSV) adds to the selector's rows, e.g. an annotation.
+    prepare: Callable[[QuerySet], QuerySet] | None = None
 
     @property
     def list_url(self) -> str:
@@ -76,6 +87,28 @@ class ListSpec:
             export_name=f"{self.key}s",
             refresh_event=f"{self.key}sChanged",
         )
+
+
+def deployment_rows(queryset: QuerySet) -> QuerySet:
+    """Deployments with `baseline_label`, the version their baseline names.
+
+    A subquery per shown row rather than two more joins (each join costs the planner
+    more on every page, see selectors.deployment_list); the baseline rule is
+    querysets.BASELINE: the committee's pin, else the model's baseline version.
+    """
+    return queryset.annotate(
+        baseline_label=Subquery(
+            m.ModelVersion.objects.filter(
+                pk=Coalesce(
+                    OuterRef("approved_version_id"),
+                    OuterRef("model__baseline_version_id"),
+                )
+            )
+            # No default ordering: it would join the model again inside the subquery.
+            .order_by()
+            .values("version")[:1]
+        )
+    )
 
 
 SPECS: dict[str, ListSpec] = {
@@ -172,10 +205,17 @@ SPECS: dict[str, ListSpec] = {
             selector=selectors.deployment_list,
             filterset=filters.DeploymentFilter,
             table=tables.DeploymentTable,
+            # Owner and team group each person's and team's rows (by id: the order a
+            # (owner_id, id) index answers; by name, a join sorted 50,000 rows for
+            # 90 to 230 ms, bench). Empty owner, team or last call sorts as the
+            # smallest value (inventory.pagination).
             sorts={
                 "name": "name",
                 "environment": "environment",
+                "team": "team_id",
+                "owner": "owner_id",
                 "last_seen_at": "last_seen_at",
+                "last_call_at": "last_call_at",
             },
             default_sort="name",
             form=forms.DeploymentForm,
@@ -184,7 +224,12 @@ SPECS: dict[str, ListSpec] = {
                 ("name", "name"),
                 ("model", "model.name"),
                 ("observed_version", "observed_version.version"),
-                ("approved_version", "approved_version.version"),
+                # The page's "Approved": the baseline (the pin, else the model's).
+                ("approved_version", "baseline_label"),
+                (
+                    "approved_version_pinned",
+                    lambda d: d.approved_version_id is not None,
+                ),
                 ("environment", "environment"),
                 ("endpoint", "endpoint"),
                 ("exposure", "exposure"),
@@ -197,6 +242,7 @@ SPECS: dict[str, ListSpec] = {
                 ("change_window", "change_window"),
                 ("first_seen_at", "first_seen_at"),
                 ("last_seen_at", "last_seen_at"),
+                ("last_call_at", "last_call_at"),
                 ("source", "source"),
                 # What the pages say (observed_version is empty for an unregistered one).
                 ("running_version", "running_version"),
@@ -206,7 +252,6 @@ SPECS: dict[str, ListSpec] = {
                 ("model_lifecycle", "model.lifecycle"),
                 ("silent", "is_silent"),
                 ("inherited_owner", csv_export.username_of("inherited_owner")),
-                ("last_call_at", "latest_usage_hour"),
                 ("identities", csv_export.names_of("identities")),
             ],
             export_related=(
@@ -215,6 +260,7 @@ SPECS: dict[str, ListSpec] = {
                 "model__owner",
             ),
             export_queryset=csv_export.deployment_export_queryset,
+            prepare=deployment_rows,
             description="Where each model actually runs, and who answers for it.",
         ),
         ListSpec(
@@ -275,10 +321,11 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
                 primary=True,
             )
         )
+    base = spec.selector(user=request.user)
     return keyset_list(
         request,
         page=spec.page,
-        base=spec.selector(user=request.user),
+        base=spec.prepare(base) if spec.prepare else base,
         actions=actions,
         context={"spec": spec},
     )

@@ -180,11 +180,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
         "silent_after_hours: not answering as far as anyone can tell.",
     )
     last_call_at = serializers.DateTimeField(
-        source="latest_usage_hour",
         read_only=True,
         allow_null=True,
-        help_text="The start of the latest hour with calls in its usage (traces are kept "
-        "as hourly aggregates); null when no call was ever recorded.",
+        help_text="The time of the latest call recorded in its usage (kept by the "
+        "traces receiver with the usage rows); null when no call was ever recorded.",
     )
     identities = IdentityRefSerializer(
         many=True,

@@ -30,7 +30,6 @@ from inventory.api import (
 from inventory.api.filters import UserFilterBackend
 from inventory.api.pagination import IdCursorPagination
 from inventory.api.permissions import HasReadScope
-from inventory.usage import usage_latest_hour
 
 
 class InventoryViewSet(viewsets.ReadOnlyModelViewSet):
@@ -131,23 +130,13 @@ class DeploymentViewSet(InventoryViewSet):
 
     def prefetch(self, queryset: QuerySet) -> QuerySet:
         # The serializer shows these too; the pages' list does not need them.
-        return (
-            queryset.select_related(
-                "approved_version", "model__baseline_version", "model__owner", "system"
-            )
-            .annotate(latest_usage_hour=usage_latest_hour())
-            .prefetch_related(self._visible_identities())
-        )
+        return queryset.select_related(
+            "approved_version", "model__baseline_version", "model__owner", "system"
+        ).prefetch_related(self._visible_identities())
 
     def get_object(self) -> Any:
         # The detail selector already joins what the serializer reads; add the list's rest.
         obj = super().get_object()
-        obj.latest_usage_hour = (
-            m.UsageHour.objects.filter(deployment=obj)
-            .order_by("-hour")
-            .values_list("hour", flat=True)
-            .first()
-        )
         prefetch_related_objects([obj], self._visible_identities())
         return obj
 

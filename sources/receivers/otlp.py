@@ -48,7 +48,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 import audit
 from audit.actors import Actor
-from inventory import history
+from inventory import history, usage
 from inventory import models as m
 from sources import models as sm
 from sources.receivers.base import Receiver, ReceiverError
@@ -1039,43 +1039,19 @@ def _upsert_usage(
 def _touch_last_seen(
     agg: Aggregate, deployment_ids: dict[tuple[str, str], int]
 ) -> None:
-    """Move each deployment's last_seen_at forward to its latest span, in one UPDATE.
+    """Move each deployment's last_seen_at and last_call_at forward to its latest span.
 
     A retired model's deployment that telemetry shows still answering stays "seen": that
-    is the shadow deployment governance looks for. Only later times are written, so a
-    replayed old file never moves it back.
+    is the shadow deployment governance looks for. The write is the usage module's
+    (`inventory.usage.record_calls`, one UPDATE; only later times are written, so a
+    replayed old file never moves them back).
     """
     latest: dict[int, int] = {}
     for key, seen in agg.deployments.items():
         pk = deployment_ids[key]
         if seen.last_ns > latest.get(pk, 0):
             latest[pk] = seen.last_ns
-    if not latest:
-        return
-    opts = m.Deployment._meta
-    qn = connection.ops.quote_name
-    table, pk_col = qn(opts.db_table), qn(opts.pk.column)
-    seen_col = qn(opts.get_field("last_seen_at").column)
-    pairs = sorted(latest.items())
-    if connection.vendor == "postgresql":
-        with _binding_cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} AS d SET {seen_col} = v.ts "  # noqa: S608 - names only
-                "FROM unnest(%b::bigint[], %b::timestamptz[]) AS v(id, ts) "
-                f"WHERE d.{pk_col} = v.id AND d.{seen_col} < v.ts",
-                [[pk for pk, _ in pairs], [_ns_datetime(ns) for _, ns in pairs]],
-            )
-        return
-    with connection.cursor() as cursor:
-        adapt = connection.ops.adapt_datetimefield_value
-        cursor.executemany(
-            f"UPDATE {table} SET {seen_col} = %s "  # noqa: S608 - names only
-            f"WHERE {pk_col} = %s AND {seen_col} < %s",
-            [
-                (adapt(_ns_datetime(ns)), pk, adapt(_ns_datetime(ns)))
-                for pk, ns in pairs
-            ],
-        )
+    usage.record_calls({pk: _ns_datetime(ns) for pk, ns in latest.items()})
 
 
 def _binding_cursor():

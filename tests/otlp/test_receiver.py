@@ -82,6 +82,8 @@ def test_spans_become_usage_and_an_observed_unowned_deployment(client, telemetry
     )
     assert deployment.environment == "production"
     assert deployment.last_seen_at == START + timedelta(milliseconds=300)
+    # The last call, kept with the usage rows (inventory.usage.record_calls).
+    assert deployment.last_call_at == START + timedelta(milliseconds=300)
     model = deployment.model
     assert (model.name, model.kind, model.provider, model.source) == (
         "support-chat-llm",
@@ -198,6 +200,7 @@ def test_existing_deployment_is_matched_by_endpoint_and_model(client, telemetry_
     assert usage.deployment_id == known.pk
     known.refresh_from_db()
     assert known.last_seen_at == START + timedelta(milliseconds=300)
+    assert known.last_call_at == START + timedelta(milliseconds=300)
     assert not m.Deployment.objects.filter(source__startswith="otlp:").exists()
     assert m.AIModel.objects.count() == 2
 
