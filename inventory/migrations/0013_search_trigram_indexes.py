@@ -14,6 +14,7 @@ the search scans.
 
 from django.db import migrations
 
+APP = "inventory"
 # (model, index name, searched columns); a column across a foreign key (model__name) is
 # searched in the related table's own index.
 SEARCH_INDEXES = (
@@ -41,7 +42,7 @@ def create_indexes(apps, schema_editor):
         schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     quote = schema_editor.quote_name
     for model_name, name, columns in SEARCH_INDEXES:
-        table = apps.get_model("inventory", model_name)._meta.db_table
+        table = apps.get_model(APP, model_name)._meta.db_table
         # UPPER(column): the expression Django's icontains filters on, so the index answers it.
         expressions = ", ".join(f"UPPER({quote(c)}) gin_trgm_ops" for c in columns)
         schema_editor.execute(
