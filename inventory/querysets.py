@@ -219,8 +219,8 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
     are literal. An empty term matches everything.
 
     Each field is `column__icontains` (PostgreSQL: `UPPER(column) LIKE UPPER('%text%')`),
-    which the trigram GIN indexes of migration 0013 answer on PostgreSQL for terms of 3
-    characters or more; SQLite scans. A field across a foreign key (`model__name`) is
+    which the trigram GIN indexes of migrations inventory 0013, sources 0002 and audit 0003
+    answer on PostgreSQL for terms of 3 characters or more; SQLite scans. A field across a foreign key (`model__name`) is
     searched in its own table, `model_id IN (ids of models whose name matches)`, never as
     an OR across a join, which no index answers. Shorter terms scan, bounded by the page's
     LIMIT when they match.
@@ -238,6 +238,7 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
         if not (field.many_to_one or field.one_to_one) or not field.concrete:
             raise ValueError(f"search across {path!r}: only a forward foreign key")
         related = field.related_model
-        matching = related._default_manager.filter(search_q(related, [rest], text))
+        # The base manager: the rows a join would reach, whatever a default manager hides.
+        matching = related._base_manager.filter(search_q(related, [rest], text))
         condition |= Q(InSubquery(field.attname, matching.order_by().values("pk")))
     return condition
