@@ -17,16 +17,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import (
-    BooleanField,
-    F,
-    Func,
-    Model,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-)
+from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull
 from django.utils import timezone
@@ -188,30 +179,9 @@ class IdentityQuerySet(QuerySet):
 SEARCH_MAX_LENGTH = 200
 
 
-class InSubquery(Func):
-    """`column IN (subquery)`, written on PostgreSQL as `column = ANY(ARRAY(subquery))`.
-
-    Inside an OR, PostgreSQL answers `IN (subquery)` with a hashed filter on every row, so
-    the other branches of the OR cannot use their indexes either. The ARRAY form runs the
-    subquery once (an InitPlan) and compares with `= ANY`, which the column's b-tree index
-    answers: each branch of the OR becomes a bitmap index scan.
-    """
-
-    output_field = BooleanField()
-
-    def __init__(self, column: str, queryset: QuerySet) -> None:
-        super().__init__(F(column), Subquery(queryset))
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, subquery = (compiler.compile(e) for e in self.get_source_expressions())
-        return (
-            f"{column[0]} = ANY(ARRAY{subquery[0]})",
-            (*column[1], *subquery[1]),
-        )
-
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        column, subquery = (compiler.compile(e) for e in self.get_source_expressions())
-        return f"{column[0]} IN {subquery[0]}", (*column[1], *subquery[1])
+# A column across a foreign key is searched in the related table first; up to this many
+# matching ids are then compared as a list of constants.
+SEARCH_RELATED_IDS = 500
 
 
 def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
@@ -220,10 +190,16 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
 
     Each field is `column__icontains` (PostgreSQL: `UPPER(column) LIKE UPPER('%text%')`),
     which the trigram GIN indexes of migrations inventory 0013, sources 0002 and audit 0003
-    answer on PostgreSQL for terms of 3 characters or more; SQLite scans. A field across a foreign key (`model__name`) is
-    searched in its own table, `model_id IN (ids of models whose name matches)`, never as
-    an OR across a join, which no index answers. Shorter terms scan, bounded by the page's
-    LIMIT when they match.
+    answer on PostgreSQL for terms of 3 characters or more; SQLite scans. Shorter terms
+    walk the list's order, stopping when the page is full.
+
+    A field across a foreign key (`model__name`) is searched in the related table, by its
+    own index, in a query of its own: never as an OR across a join, which no index answers.
+    Up to SEARCH_RELATED_IDS matching ids become `model_id IN (constants)`, which the
+    column's b-tree index answers beside the other branches of the OR (a bitmap index scan
+    each) and which PostgreSQL checks by hash when it walks the list's order instead; its
+    planner also knows how many ids there are. More ids than that (a term most models
+    match) stay a subquery, `model_id IN (SELECT …)`, checked by hash row by row.
     """
     text = text.strip()[:SEARCH_MAX_LENGTH]
     if not text:
@@ -239,6 +215,14 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
             raise ValueError(f"search across {path!r}: only a forward foreign key")
         related = field.related_model
         # The base manager: the rows a join would reach, whatever a default manager hides.
-        matching = related._base_manager.filter(search_q(related, [rest], text))
-        condition |= Q(InSubquery(field.attname, matching.order_by().values("pk")))
+        matching = (
+            related._base_manager.filter(search_q(related, [rest], text))
+            .order_by()
+            .values_list("pk", flat=True)
+        )
+        ids = list(matching[: SEARCH_RELATED_IDS + 1])
+        if len(ids) > SEARCH_RELATED_IDS:
+            condition |= Q(**{f"{field.attname}__in": matching})
+        elif ids:
+            condition |= Q(**{f"{field.attname}__in": ids})
     return condition

@@ -165,6 +165,25 @@ def test_every_other_list_searches_with_the_same_helper(found):
     assert {v.version for v in versions} == {"7.1.0", "7.2.0"}
 
 
+def test_a_term_many_related_rows_match_is_searched_by_subquery(monkeypatch):
+    """Past SEARCH_RELATED_IDS matching models, the model ids stay a subquery: same rows."""
+    a, b = AIModelFactory(name="fraud-a"), AIModelFactory(name="fraud-b")
+    expected = {
+        DeploymentFactory(name="one", model=a).pk,
+        DeploymentFactory(name="two", model=b).pk,
+        DeploymentFactory(name="fraud-own", model=AIModelFactory(name="x")).pk,
+    }
+    DeploymentFactory(name="other", model=AIModelFactory(name="y"))
+    fields = ("name", "model__name")
+    for cap in (querysets.SEARCH_RELATED_IDS, 1):
+        monkeypatch.setattr(querysets, "SEARCH_RELATED_IDS", cap)
+        found = m.Deployment.objects.filter(
+            querysets.search_q(m.Deployment, fields, "FRAUD")
+        )
+        assert set(found.values_list("pk", flat=True)) == expected
+        assert (" IN (SELECT " in str(found.query)) == (cap == 1)
+
+
 def test_search_across_anything_but_a_forward_foreign_key_is_refused():
     with pytest.raises(ValueError, match="forward foreign key"):
         querysets.search_q(m.AIModel, ("deployments__name",), "x")
@@ -173,17 +192,15 @@ def test_search_across_anything_but_a_forward_foreign_key_is_refused():
 # ---------------------------------------------------------------------------
 # PostgreSQL: the plans use the trigram indexes
 # ---------------------------------------------------------------------------
-def _main_query(client, url: str) -> str:
-    """The page's list query: the one paged by LIMIT."""
+def _queries(client, url: str) -> tuple[str, list[str]]:
+    """The page's list query (the longest one paged by LIMIT), and every query that
+    searches with LIKE."""
     with CaptureQueriesContext(connection) as captured:
         assert client.get(url).status_code == 200
-    paged = [
-        q["sql"]
-        for q in captured.captured_queries
-        if re.search(r"LIMIT \d+$", q["sql"])
-    ]
-    assert paged, [q["sql"] for q in captured.captured_queries]
-    return max(paged, key=len)
+    sqls = [q["sql"] for q in captured.captured_queries]
+    paged = [sql for sql in sqls if re.search(r"LIMIT \d+$", sql)]
+    assert paged, sqls
+    return max(paged, key=len), [sql for sql in sqls if " LIKE " in sql]
 
 
 def _plan(sql: str, params=None) -> str:
@@ -211,15 +228,22 @@ def test_deployment_and_identity_searches_use_the_trigram_indexes(
     IdentityFactory(name="svc-fraud", external_id="aws:role:2")
     client.force_login(admin_user)
 
-    plan = _plan(_main_query(client, reverse("inventory:deployment_list") + "?q=fraud"))
+    main, searching = _queries(
+        client, reverse("inventory:deployment_list") + "?q=fraud"
+    )
+    plan = _plan(main)
     assert "Bitmap Index Scan on deployment_search_trgm" in plan, plan
-    # The model's name in the model's own index, its ids through deployment.model_id.
-    assert "Bitmap Index Scan on aimodel_search_trgm" in plan, plan
-    assert re.search(r"Index Cond: \(model_id = ANY", plan), plan
+    # The matching models' ids, through deployment.model_id beside the other branches.
+    assert re.search(r"Index Cond: \(model_id = ", plan), plan
     assert "Seq Scan on inventory_deployment" not in plan, plan
-    assert "Seq Scan on inventory_aimodel" not in plan, plan
+    # The model's name searched first, in the model's own index, in a query of its own.
+    (models,) = [sql for sql in searching if sql != main]
+    plan = _plan(models)
+    assert "Bitmap Index Scan on aimodel_search_trgm" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
-    plan = _plan(_main_query(client, reverse("inventory:identity_list") + "?q=fraud"))
+    main, _ = _queries(client, reverse("inventory:identity_list") + "?q=fraud")
+    plan = _plan(main)
     assert "Bitmap Index Scan on nhi_search_trgm" in plan, plan
     assert "Seq Scan on inventory_nonhumanidentity" not in plan, plan
 
@@ -227,7 +251,7 @@ def test_deployment_and_identity_searches_use_the_trigram_indexes(
 @pytest.mark.services
 def test_every_searched_column_has_a_trigram_index(client, admin_user):
     """A column added to a list's search_fields without an index would scan. (The sources
-list, a few dozen rows, is the one list left to scan.)"""
+    list, a few dozen rows, is the one list left to scan.)"""
     from governance.filters import AuditEventFilter
     from inventory import filters
     from sources.filters import DeploymentEventFilter, SyncRunFilter
