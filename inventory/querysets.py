@@ -177,6 +177,8 @@ class IdentityQuerySet(QuerySet):
 # ---------------------------------------------------------------------------
 # Longest term searched; the rest of a longer one is dropped.
 SEARCH_MAX_LENGTH = 200
+# The shortest term a trigram index can look up.
+TRIGRAM = 3
 
 
 # A column across a foreign key is searched in the related table first; up to this many
@@ -191,11 +193,12 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
     Each field is `column__icontains` (PostgreSQL: `UPPER(column) LIKE UPPER('%text%')`),
     which the trigram GIN indexes of migrations inventory 0013, sources 0002 and audit 0003
     answer on PostgreSQL for terms of 3 characters or more; SQLite scans. Shorter terms
-    walk the list's order, stopping when the page is full.
+    walk the list's order, stopping when the page is full (a related column through the
+    join: each walked row checks its own model's name).
 
-    A field across a foreign key (`model__name`) is searched in the related table, by its
-    own index, in a query of its own: never as an OR across a join, which no index answers.
-    Up to SEARCH_RELATED_IDS matching ids become `model_id IN (constants)`, which the
+    For a term of 3 characters or more, a field across a foreign key (`model__name`) is
+    searched in the related table, by its own index, in a query of its own: never as an
+    OR across a join, which no index answers. Up to SEARCH_RELATED_IDS matching ids become `model_id IN (constants)`, which the
     column's b-tree index answers beside the other branches of the OR (a bitmap index scan
     each) and which PostgreSQL checks by hash when it walks the list's order instead; its
     planner also knows how many ids there are. More ids than that (a term most models
@@ -207,12 +210,15 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
     condition = Q()
     for path in fields:
         relation, _, rest = path.partition("__")
-        if not rest:
+        if rest:
+            field = model._meta.get_field(relation)
+            if not (field.many_to_one or field.one_to_one) or not field.concrete:
+                raise ValueError(f"search across {path!r}: only a forward foreign key")
+        if not rest or len(text) < TRIGRAM:
+            # A term shorter than a trigram has no index to use: the list walks its order
+            # and checks each row, a related one through the join, until the page is full.
             condition |= Q(**{f"{path}__icontains": text})
             continue
-        field = model._meta.get_field(relation)
-        if not (field.many_to_one or field.one_to_one) or not field.concrete:
-            raise ValueError(f"search across {path!r}: only a forward foreign key")
         related = field.related_model
         # The base manager: the rows a join would reach, whatever a default manager hides.
         matching = (
