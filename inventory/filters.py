@@ -78,13 +78,11 @@ class BaseFilter(df.FilterSet):
         field.widget.current_label = describe_choice(field, raw)
 
     def filter_q(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        value = value.strip()[:200]
-        if not value:
-            return queryset
-        condition = Q()
-        for field in self.search_fields:
-            condition |= Q(**{f"{field}__icontains": value})
-        return queryset.filter(condition)
+        # One search for every list (inventory.querysets.search_q): trigram indexes answer
+        # it on PostgreSQL.
+        return queryset.filter(
+            querysets.search_q(queryset.model, self.search_fields, value)
+        )
 
 
 BOOL_CHOICES = (("true", "Yes"), ("false", "No"))

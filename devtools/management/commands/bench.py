@@ -63,6 +63,13 @@ FILTERED = [
     ("deployment", "risk=drift"),
     ("deployment", "risk=ownerless"),
     ("deployment", "q=fraud"),
+    # Free-text search (issue 9, item 8): a term that matches nothing reads the whole
+    # table unless an index answers it; a term that matches pages through its matches.
+    ("deployment", "q=zzzqqq"),
+    ("identity", "q=zzzqqq"),
+    ("identity", "q=fraud"),
+    ("aimodel", "q=zzzqqq"),
+    ("modelversion", "q=zzzqqq"),
     ("deployment", "sort=-last_seen_at"),
     # Issue 9, item 5: the sorts on owner, team and last call (nullable, keyset, indexed).
     ("deployment", "sort=owner"),
