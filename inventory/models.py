@@ -755,11 +755,18 @@ class SummaryCount(models.Model):
 
 
 class SummaryDirty(models.Model):
-    """A team whose summary rows are out of date: written in the transaction that changed
-    one of its objects, removed by the refresh that recounted it (`inventory.summary`)."""
+    """A team whose summary rows are out of date, or an object whose team's are (when the
+    writer did not look its team up: a telemetry push moving last-seen): written in the
+    transaction that changed it, removed by the refresh that recounted it
+    (`inventory.summary`)."""
 
-    team_key = models.BigIntegerField(db_index=True)
+    team_key = models.BigIntegerField(null=True, blank=True, db_index=True)
+    object_kind = models.CharField(max_length=20, blank=True)
+    object_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"team {self.team_key} dirty since {self.created_at}"
+        what = f"team {self.team_key}" if self.team_key is not None else (
+            f"{self.object_kind} {self.object_id}"
+        )
+        return f"{what} dirty since {self.created_at}"

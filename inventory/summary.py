@@ -118,13 +118,17 @@ def _keys(team_ids: Iterable[int | None]) -> set[int]:
     return {NONE if t is None else int(t) for t in team_ids}
 
 
-def mark_dirty(team_ids: Iterable[int | None]) -> None:
-    """Mark these teams' counts out of date, in the caller's transaction (None: no team)."""
+def mark_dirty(team_ids: Iterable[int | None], *, inline: bool = True) -> None:
+    """Mark these teams' counts out of date, in the caller's transaction (None: no team).
+
+    With `inline`, a few teams are recounted right after the commit; frequent small
+    writers (telemetry pushes, token use) pass False and leave it to beat and the reader.
+    """
     keys = _keys(team_ids)
     if not keys:
         return
     m.SummaryDirty.objects.bulk_create([m.SummaryDirty(team_key=k) for k in keys])
-    if len(keys) <= INLINE_TEAMS:
+    if inline and len(keys) <= INLINE_TEAMS:
         transaction.on_commit(lambda: _refresh_after_commit(keys))
 
 
@@ -185,6 +189,18 @@ def _teams(queryset: QuerySet) -> set[int | None]:
 def mark_objects(model: type[Model], pks: Iterable[int]) -> None:
     """Mark the teams of rows written in bulk (call after the write, in its transaction)."""
     mark_dirty(teams_of(model, list(pks)))
+
+
+def mark_later(model: type[Model], pks: Iterable[int]) -> None:
+    """Mark rows whose team the write did not change, with no lookup now: one INSERT; the
+    refresh finds their teams (`teams_of`). For hot paths: telemetry, token use."""
+    kind = model._meta.label_lower
+    m.SummaryDirty.objects.bulk_create(
+        [m.SummaryDirty(object_kind=kind, object_id=pk) for pk in pks], batch_size=2000
+    )
+
+
+KINDS = {model._meta.label_lower: model for model in (m.AIModel, D, NHI)}
 
 
 def mark_rows(model: type[Model], objs: Iterable[Model]) -> None:
@@ -343,9 +359,10 @@ def _lock(teams: Iterable[int], *, everything: bool = False) -> None:
 # ---------------------------------------------------------------------------
 # Recounting
 # ---------------------------------------------------------------------------
-def refresh(teams: Iterable[int]) -> int:
-    """Recount these teams; remove the marks that were there when it began. Returns how
-    many teams it recounted."""
+def refresh(teams: Iterable[int], *, object_marks: Iterable[int] = ()) -> int:
+    """Recount these teams; remove the marks that were there when it began, and then the
+    `object_marks` (ids of marks naming objects of these teams). Returns how many teams
+    it recounted."""
     teams = sorted(set(teams))
     for start in range(0, len(teams), CHUNK):
         chunk = teams[start : start + CHUNK]
@@ -358,17 +375,33 @@ def refresh(teams: Iterable[int]) -> int:
             )
             _bump_all(_write(_compute(chunk), _stored(chunk)))
             m.SummaryDirty.objects.filter(pk__in=marks).delete()
+    object_marks = list(object_marks)
+    for start in range(0, len(object_marks), 5000):
+        m.SummaryDirty.objects.filter(
+            pk__in=object_marks[start : start + 5000]
+        ).delete()
     return len(teams)
 
 
 def refresh_dirty() -> int:
     """Recount every team marked dirty (nothing to do costs one query)."""
-    teams = set(
-        m.SummaryDirty.objects.order_by()
-        .values_list("team_key", flat=True)
-        .distinct()
-    )
-    return refresh(teams) if teams else 0
+    teams: set[int] = set()
+    by_kind: dict[str, set[int]] = defaultdict(set)
+    object_marks = []
+    for pk, team, kind, object_id in m.SummaryDirty.objects.order_by().values_list(
+        "pk", "team_key", "object_kind", "object_id"
+    ):
+        if team is not None:
+            teams.add(team)
+        else:
+            object_marks.append(pk)
+            by_kind[kind].add(object_id)
+    for kind, ids in by_kind.items():
+        if kind in KINDS:
+            teams |= teams_of(KINDS[kind], ids)
+    if not teams and not object_marks:
+        return 0
+    return refresh(teams, object_marks=object_marks)
 
 
 def rebuild(*, fix: bool = True) -> list[str]:
@@ -380,7 +413,7 @@ def rebuild(*, fix: bool = True) -> list[str]:
     with transaction.atomic():
         _lock((), everything=True)
         marks = list(m.SummaryDirty.objects.values_list("pk", "team_key"))
-        pending = {team for _, team in marks}
+        pending = _pending()
         teams = sorted(
             {NONE}
             | set(m.Team.objects.values_list("pk", flat=True))
@@ -429,8 +462,25 @@ def rebuild(*, fix: bool = True) -> list[str]:
             )
             m.SummaryDirty.objects.filter(pk__in=[pk for pk, _ in marks]).delete()
         # Marks written while this ran excuse their teams too.
-        late = set(m.SummaryDirty.objects.values_list("team_key", flat=True))
+        late = _pending()
     return [line for line in mismatches if not _excused(line, late)]
+
+
+def _pending() -> set[int]:
+    """The teams marked dirty now (object marks resolved to their teams)."""
+    teams: set[int] = set()
+    by_kind: dict[str, set[int]] = defaultdict(set)
+    for team, kind, object_id in m.SummaryDirty.objects.values_list(
+        "team_key", "object_kind", "object_id"
+    ):
+        if team is not None:
+            teams.add(team)
+        else:
+            by_kind[kind].add(object_id)
+    for kind, ids in by_kind.items():
+        if kind in KINDS:
+            teams |= teams_of(KINDS[kind], ids)
+    return teams
 
 
 def _excused(line: str, late: set[int]) -> bool:
