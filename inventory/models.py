@@ -761,12 +761,14 @@ class SummaryDirty(models.Model):
     (`inventory.summary`)."""
 
     team_key = models.BigIntegerField(null=True, blank=True, db_index=True)
-    object_kind = models.CharField(max_length=20, blank=True)
+    object_kind = models.CharField(max_length=100, blank=True)
     object_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        what = f"team {self.team_key}" if self.team_key is not None else (
-            f"{self.object_kind} {self.object_id}"
+        what = (
+            f"team {self.team_key}"
+            if self.team_key is not None
+            else (f"{self.object_kind} {self.object_id}")
         )
         return f"{what} dirty since {self.created_at}"

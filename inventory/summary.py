@@ -41,8 +41,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -63,7 +62,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Coalesce, TruncDate
-from django.db.models.signals import m2m_changed, pre_delete, pre_save, post_save
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 
 from inventory import models as m
 from inventory import permissions, querysets
@@ -71,7 +70,7 @@ from inventory.roles import Role
 
 log = logging.getLogger(__name__)
 
-UTC = dt_timezone.utc
+
 NO_DAY = date(1, 1, 1)  # the day of counts that do not move with time
 ALL = -1  # team_key and owner_key of the sum over every pair
 NONE = 0  # no team, no person
@@ -85,7 +84,12 @@ LOCK_ALL = 72_010  # shared by recounts, exclusive for `rebuild`
 
 D, NHI = m.Deployment, m.NonHumanIdentity
 ACTIVE_DEPLOYMENT = Q(status=D.Status.ACTIVE)
-AGE_DAYS = (30, 90, 180, 365)  # the identity-age histogram's cutoffs (governance.selectors)
+AGE_DAYS = (
+    30,
+    90,
+    180,
+    365,
+)  # the identity-age histogram's cutoffs (governance.selectors)
 
 # Day-bucket metrics: name -> the rule's timestamp.
 UNUSED_AT = Coalesce(F("last_used_at"), F("issued_at"))
@@ -250,9 +254,7 @@ def _compute(teams: list[int] | None) -> dict[Key, int]:
         add(row, f"m.lifecycle.{row['v']}", row["n"])
 
     deployments = D.objects.filter(where, ACTIVE_DEPLOYMENT)
-    for row in _grouped(
-        deployments, env=F("environment"), exp=F("exposure")
-    ).annotate(
+    for row in _grouped(deployments, env=F("environment"), exp=F("exposure")).annotate(
         drift=Count("pk", filter=querysets.deployment_drift_q()),
         unregistered=Count("pk", filter=querysets.deployment_unregistered_q()),
         ownerless=Count("pk", filter=querysets.ownerless_q()),
@@ -268,7 +270,9 @@ def _compute(teams: list[int] | None) -> dict[Key, int]:
     identities = NHI.objects.filter(where)
     for row in _grouped(identities, s=F("status")).annotate(
         issued_null=Count("pk", filter=Q(issued_at__isnull=True)),
-        ownerless=Count("pk", filter=querysets.ACTIVE_IDENTITY & querysets.ownerless_q()),
+        ownerless=Count(
+            "pk", filter=querysets.ACTIVE_IDENTITY & querysets.ownerless_q()
+        ),
         retired=Count("pk", filter=querysets.identity_bound_to_retired_model_q()),
     ):
         add(row, f"i.status.{row['s']}", row["n"])
@@ -331,10 +335,15 @@ def _bump_all(delta: Counter) -> None:
     opts = m.SummaryCount._meta
     qn = connection.ops.quote_name
     table = qn(opts.db_table)
-    cols = [qn(opts.get_field(f).column) for f in ("team_key", "owner_key", "metric", "day", "n")]
+    cols = [
+        qn(opts.get_field(f).column)
+        for f in ("team_key", "owner_key", "metric", "day", "n")
+    ]
     n_col = cols[-1]
     adapt = connection.ops.adapt_datefield_value
-    rows = [(ALL, ALL, metric, adapt(day), d) for (metric, day), d in sorted(delta.items())]
+    rows = [
+        (ALL, ALL, metric, adapt(day), d) for (metric, day), d in sorted(delta.items())
+    ]
     sql = (
         f"INSERT INTO {table} ({', '.join(cols)}) VALUES (%s, %s, %s, %s, %s) "  # noqa: S608 - names from the model's meta
         f"ON CONFLICT ({', '.join(cols[:4])}) DO UPDATE SET {n_col} = {table}.{n_col} + excluded.{n_col}"
@@ -435,14 +444,16 @@ def rebuild(*, fix: bool = True) -> list[str]:
             for key in sorted(set(new) | set(old), key=str):
                 want, have = new.get(key, 0), old.get(key, (0, 0))[1]
                 if want != have and key[0] not in pending:
-                    mismatches.append(f"team {key[0]} person {key[1]} {key[2]} {key[3]}: stored {have}, counted {want}")
+                    mismatches.append(
+                        f"team {key[0]} person {key[1]} {key[2]} {key[3]}: stored {have}, counted {want}"
+                    )
             if fix:
                 _write(new, old)
         stored_all = {
             (metric, day): n
-            for metric, day, n in m.SummaryCount.objects.filter(team_key=ALL).values_list(
-                "metric", "day", "n"
-            )
+            for metric, day, n in m.SummaryCount.objects.filter(
+                team_key=ALL
+            ).values_list("metric", "day", "n")
         }
         if not pending:
             for key in sorted(set(stored_all) | set(expected_all), key=str):
@@ -454,7 +465,9 @@ def rebuild(*, fix: bool = True) -> list[str]:
             m.SummaryCount.objects.filter(team_key=ALL).delete()
             m.SummaryCount.objects.bulk_create(
                 [
-                    m.SummaryCount(team_key=ALL, owner_key=ALL, metric=metric, day=day, n=n)
+                    m.SummaryCount(
+                        team_key=ALL, owner_key=ALL, metric=metric, day=day, n=n
+                    )
                     for (metric, day), n in expected_all.items()
                     if n
                 ],
@@ -534,7 +547,10 @@ def figures(
     )
     cutoffs = {
         "unused": ("i.unused@", now - timedelta(days=policy.unused_after_days)),
-        "unrotated": ("i.unrotated@", now - timedelta(days=policy.unrotated_after_days)),
+        "unrotated": (
+            "i.unrotated@",
+            now - timedelta(days=policy.unrotated_after_days),
+        ),
         "expired": ("i.expired@", now),
         "silent": ("d.silent@", now - timedelta(hours=policy.silent_after_hours)),
     }
@@ -565,7 +581,7 @@ def figures(
                 m.Team.objects.filter(pk=OuterRef("team_key")).values("name")[:1]
             ),
         )
-        .order_by("-n", "team_name")[: BY_TEAM_LIMIT]
+        .order_by("-n", "team_name")[:BY_TEAM_LIMIT]
     )
     return {
         "fixed": fixed,
@@ -640,9 +656,9 @@ def _boundary(
     found["silent"] = (
         deployments.filter(within("last_seen_at", "silent"))
         .order_by()
-        .aggregate(
-            n=Count("pk", filter=querysets.deployment_silent_q(policy, now))
-        )["n"]
+        .aggregate(n=Count("pk", filter=querysets.deployment_silent_q(policy, now)))[
+            "n"
+        ]
     )
     return {k: v or 0 for k, v in found.items()}
 
@@ -655,11 +671,15 @@ COUNTED = (m.AIModel, D, NHI)
 MODEL_REACH = {"lifecycle", "baseline_version", "baseline_version_id"}
 
 
-def _before_save(sender: type[Model], instance: Model, update_fields=None, **_: Any) -> None:
+def _before_save(
+    sender: type[Model], instance: Model, update_fields=None, **_: Any
+) -> None:
     if instance.pk is None or instance._state.adding:
         return
     fields = None if update_fields is None else set(update_fields)
-    if fields is not None and not fields & (MODEL_REACH | {"team", "team_id", "model", "model_id"}):
+    if fields is not None and not fields & (
+        MODEL_REACH | {"team", "team_id", "model", "model_id"}
+    ):
         return  # the row stays in its team; post_save marks it
     if sender is m.AIModel and (fields is None or MODEL_REACH & fields):
         mark_dirty(teams_of(m.AIModel, [instance.pk]))
@@ -706,10 +726,26 @@ def connect() -> None:
     """Called from `InventoryConfig.ready`."""
     uid = "inventory.summary"
     for model in COUNTED:
-        pre_save.connect(_before_save, sender=model, dispatch_uid=f"{uid}.pre_save.{model.__name__}")
-        post_save.connect(_after_save, sender=model, dispatch_uid=f"{uid}.post_save.{model.__name__}")
-        pre_delete.connect(_before_delete, sender=model, dispatch_uid=f"{uid}.pre_delete.{model.__name__}")
-    pre_delete.connect(_before_delete, sender=m.ModelVersion, dispatch_uid=f"{uid}.pre_delete.version")
-    m2m_changed.connect(_bindings_changed, sender=NHI.deployments.through, dispatch_uid=f"{uid}.bindings")
-    pre_delete.connect(_before_user_delete, sender=get_user_model(), dispatch_uid=f"{uid}.user")
+        pre_save.connect(
+            _before_save, sender=model, dispatch_uid=f"{uid}.pre_save.{model.__name__}"
+        )
+        post_save.connect(
+            _after_save, sender=model, dispatch_uid=f"{uid}.post_save.{model.__name__}"
+        )
+        pre_delete.connect(
+            _before_delete,
+            sender=model,
+            dispatch_uid=f"{uid}.pre_delete.{model.__name__}",
+        )
+    pre_delete.connect(
+        _before_delete, sender=m.ModelVersion, dispatch_uid=f"{uid}.pre_delete.version"
+    )
+    m2m_changed.connect(
+        _bindings_changed,
+        sender=NHI.deployments.through,
+        dispatch_uid=f"{uid}.bindings",
+    )
+    pre_delete.connect(
+        _before_user_delete, sender=get_user_model(), dispatch_uid=f"{uid}.user"
+    )
     pre_delete.connect(_before_team_delete, sender=m.Team, dispatch_uid=f"{uid}.team")

@@ -17,57 +17,78 @@ def mark_every_team(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('inventory', '0012_merge_baseline_policy_and_history'),
+        ("inventory", "0012_merge_baseline_policy_and_history"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SummaryCount',
+            name="SummaryCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('team_key', models.BigIntegerField()),
-                ('owner_key', models.BigIntegerField()),
-                ('metric', models.CharField(max_length=40)),
-                ('day', models.DateField()),
-                ('n', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                ("team_key", models.BigIntegerField()),
+                ("owner_key", models.BigIntegerField()),
+                ("metric", models.CharField(max_length=40)),
+                ("day", models.DateField()),
+                ("n", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.CreateModel(
-            name='SummaryDirty',
+            name="SummaryDirty",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('team_key', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('object_kind', models.CharField(blank=True, max_length=20)),
-                ('object_id', models.BigIntegerField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="ID",
+                    ),
+                ),
+                (
+                    "team_key",
+                    models.BigIntegerField(blank=True, db_index=True, null=True),
+                ),
+                ("object_kind", models.CharField(blank=True, max_length=100)),
+                ("object_id", models.BigIntegerField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
         migrations.AddIndex(
-            model_name='nonhumanidentity',
-            index=models.Index(fields=['last_used_at'], name='nhi_last_used'),
+            model_name="nonhumanidentity",
+            index=models.Index(fields=["last_used_at"], name="nhi_last_used"),
         ),
         migrations.AddIndex(
-            model_name='nonhumanidentity',
-            index=models.Index(fields=['issued_at'], name='nhi_issued'),
+            model_name="nonhumanidentity",
+            index=models.Index(fields=["issued_at"], name="nhi_issued"),
         ),
         migrations.AddIndex(
-            model_name='nonhumanidentity',
-            index=models.Index(fields=['rotated_at'], name='nhi_rotated'),
+            model_name="nonhumanidentity",
+            index=models.Index(fields=["rotated_at"], name="nhi_rotated"),
         ),
         migrations.AddIndex(
-            model_name='nonhumanidentity',
-            index=models.Index(fields=['expires_at'], name='nhi_expires'),
+            model_name="nonhumanidentity",
+            index=models.Index(fields=["expires_at"], name="nhi_expires"),
         ),
         migrations.AddIndex(
-            model_name='summarycount',
-            index=models.Index(fields=['owner_key'], name='summarycount_owner'),
+            model_name="summarycount",
+            index=models.Index(fields=["owner_key"], name="summarycount_owner"),
         ),
         migrations.AddConstraint(
-            model_name='summarycount',
-            constraint=models.UniqueConstraint(fields=('team_key', 'owner_key', 'metric', 'day'), name='summarycount_key'),
+            model_name="summarycount",
+            constraint=models.UniqueConstraint(
+                fields=("team_key", "owner_key", "metric", "day"),
+                name="summarycount_key",
+            ),
         ),
         migrations.RunPython(mark_every_team, migrations.RunPython.noop),
     ]

@@ -220,7 +220,7 @@ def test_query_count_does_not_grow_with_deployments(
     summary.refresh_dirty()
     with django_assert_max_num_queries(len(few)):
         assert client.get(URL).context["headlines"][1].value == 33
-    assert len(few) <= 12, [q['sql'][:80] for q in few.captured_queries]
+    assert len(few) <= 12, [q["sql"][:80] for q in few.captured_queries]
 
 
 @pytest.mark.django_db
