@@ -748,7 +748,13 @@ class SummaryCount(models.Model):
                 name="summarycount_key",
             )
         ]
-        indexes = [models.Index(fields=["owner_key"], name="summarycount_owner")]
+        indexes = [
+            models.Index(fields=["owner_key"], name="summarycount_owner"),
+            # The by-team chart reads one metric of every pair.
+            models.Index(
+                fields=["metric", "day", "team_key"], name="summarycount_metric"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.team_key}/{self.owner_key} {self.metric} {self.day}: {self.n}"
