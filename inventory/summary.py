@@ -53,10 +53,8 @@ from django.db.models import (
     Count,
     F,
     Model,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -570,30 +568,48 @@ def figures(
     timed = _sum_before(rows, cutoffs)
     for name, n in _boundary(cutoffs, now, policy, deployments, identities).items():
         timed[name] += n
-    by_team = list(
-        pairs.filter(day=NO_DAY, metric="d.active")
-        .order_by()
-        .values("team_key")
-        .annotate(
-            n=Sum("n"),
-            team_name=Subquery(
-                m.Team.objects.filter(pk=OuterRef("team_key")).values("name")[:1]
-            ),
-        )
-        .order_by("-n", "team_name")[:BY_TEAM_LIMIT]
-    )
+    by_team = _top_teams(pairs)
     return {
         "fixed": fixed,
         "timed": timed,
-        "by_team": [
-            {
-                "team_id": row["team_key"] or None,
-                "team__name": row["team_name"],
-                "n": row["n"],
-            }
-            for row in by_team
-        ],
+        "by_team": by_team,
     }
+
+
+def _top_teams(pairs: QuerySet) -> list[dict[str, Any]]:
+    """The teams with most active deployments, ties by name as the database orders them
+    (no team: NULL, last on PostgreSQL, first on SQLite): the pairs' totals grouped by
+    team, then the names of the few teams that can make the top."""
+    totals = sorted(
+        pairs.filter(day=NO_DAY, metric="d.active")
+        .order_by()
+        .values("team_key")
+        .annotate(n=Sum("n"))
+        .values_list("n", "team_key"),
+        reverse=True,
+    )
+    if not totals:
+        return []
+    floor = totals[min(BY_TEAM_LIMIT, len(totals)) - 1][0]
+    candidates = [(n, team) for n, team in totals if n >= floor]
+    named = list(
+        m.Team.objects.filter(pk__in=[t for _, t in candidates if t > 0])
+        .order_by("name")  # the database's collation, as the list's sort
+        .values_list("pk", "name")
+    )
+    names = dict(named)
+    rank = {pk: i for i, (pk, _) in enumerate(named)}
+    unnamed = (
+        len(named) if connection.vendor == "postgresql" else -1
+    )  # NULLS LAST/FIRST
+
+    def order(item: tuple[int, int]) -> tuple[int, int]:
+        return (-item[0], rank.get(item[1], unnamed))
+
+    return [
+        {"team_id": team or None, "team__name": names.get(team), "n": n}
+        for n, team in sorted(candidates, key=order)[:BY_TEAM_LIMIT]
+    ]
 
 
 BY_TEAM_LIMIT = 10
