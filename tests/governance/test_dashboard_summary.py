@@ -477,3 +477,12 @@ def test_a_teams_recount_costs_the_same_queries_whatever_its_size(people):
     with CaptureQueriesContext(connection) as many:
         summary.refresh_dirty()
     assert len(many) == len(few)
+
+
+def test_a_seeded_demo_is_counted(people):
+    """The demo seeder bulk-inserts (no signals): it marks and counts every team."""
+    from devtools import demo
+
+    demo.seed_demo(seed=5, models=30, deployments=60, identities=120)
+    assert m.SummaryCount.objects.filter(team_key=summary.ALL).exists()
+    assert_exact(people["readers"])
