@@ -689,14 +689,20 @@ def _boundary(
         | within("rotated_at", "unrotated")
         | within("expires_at", "expired")
     )
-    for name in cutoffs:
-        if name.startswith("older"):
-            status = name.split(".", 1)[1]
-            # The histogram's "older than" is issued_at <= cutoff.
-            window = within("issued_at", name, inclusive=True)
-            counts[name] = Count("pk", filter=Q(status=status) & window)
-            anywhere |= window
-    found = identities.filter(anywhere).order_by().aggregate(**counts)
+    for days in AGE_DAYS:
+        # The histogram's "older than" is issued_at <= cutoff; one count per cutoff,
+        # split by status by the GROUP BY (the cutoffs are the same for every status).
+        window = within("issued_at", f"older{days}.{NHI.Status.ACTIVE}", inclusive=True)
+        counts[f"older{days}"] = Count("pk", filter=window)
+        anywhere |= window
+    found: dict[str, int] = defaultdict(int)
+    for row in (
+        identities.filter(anywhere).order_by().values("status").annotate(**counts)
+    ):
+        for name in ("unused", "unrotated", "expired"):
+            found[name] += row[name]
+        for days in AGE_DAYS:
+            found[f"older{days}.{row['status']}"] += row[f"older{days}"]
     found["silent"] = (
         deployments.filter(within("last_seen_at", "silent"))
         .order_by()
@@ -704,7 +710,7 @@ def _boundary(
             "n"
         ]
     )
-    return {k: v or 0 for k, v in found.items()}
+    return {name: found.get(name, 0) or 0 for name in cutoffs}
 
 
 # ---------------------------------------------------------------------------
