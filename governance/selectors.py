@@ -105,7 +105,7 @@ def dashboard_figures(*, user: User, now: datetime | None = None) -> dict[str, A
     """Headline counts and chart series, scoped to the user, from the counts the writers
     keep (`inventory.summary`): exact and fresh, a fixed number of small queries (the
     policy row, the dirty-team check, two sums of summary rows, the boundary day of the
-    time rules in each of two tables, the by-team chart, the sources' health).
+    time rules in each of two tables, the by-team chart's totals and its teams' names, the sources' health: nine).
 
     Deployment figures count active deployments only: withdrawn ones no longer answer.
     """
