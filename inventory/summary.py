@@ -136,7 +136,15 @@ def mark_dirty(team_ids: Iterable[int | None], *, inline: bool = True) -> None:
 
 def _refresh_after_commit(keys: set[int]) -> None:
     try:
-        refresh(keys)
+        # A transaction that saved several rows of one team queued one callback per save:
+        # the first recounts, the others find no mark left.
+        still = set(
+            m.SummaryDirty.objects.filter(team_key__in=keys).values_list(
+                "team_key", flat=True
+            )
+        )
+        if still:
+            refresh(still)
     except Exception:  # the marks stay; the beat task and the next read recount
         log.exception("summary: recount after commit failed; left for the next refresh")
 

@@ -486,3 +486,20 @@ def test_a_seeded_demo_is_counted(people):
     demo.seed_demo(seed=5, models=30, deployments=60, identities=120)
     assert m.SummaryCount.objects.filter(team_key=summary.ALL).exists()
     assert_exact(people["readers"])
+
+
+def test_a_small_write_is_recounted_right_after_its_commit(
+    people, django_capture_on_commit_callbacks
+):
+    team = people["teams"][0]
+    with django_capture_on_commit_callbacks(execute=True):
+        identity = IdentityFactory(team=team)
+        identity.save()  # a second save of the same team queues a second callback
+    assert not m.SummaryDirty.objects.filter(team_key=team.pk).exists()
+    assert (
+        m.SummaryCount.objects.get(
+            team_key=team.pk, owner_key=0, metric="i.status.active", day=summary.NO_DAY
+        ).n
+        == 1
+    )
+    assert summary.rebuild(fix=False) == []
