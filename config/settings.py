@@ -328,6 +328,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "inventory.tasks.field_history_prune",
         "schedule": crontab(minute="23", hour="3"),
     },
+    # Every 30 s: recount the dashboard summary of teams a large write marked.
+    "summary-refresh": {
+        "task": "inventory.tasks.summary_refresh",
+        "schedule": 30.0,
+    },
+    # https://crontab.guru/#41_2_*_*_* : daily at 02:41, recount everything, report drift.
+    "summary-rebuild": {
+        "task": "inventory.tasks.summary_rebuild",
+        "schedule": crontab(minute="41", hour="2"),
+    },
     # Every 30 s: scheduled syncs that are due, and the reconciler (lost or dead runs).
     "sync-tick": {
         "task": "sources.tasks.sync_tick",

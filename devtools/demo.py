@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from inventory import models as m
+from inventory import summary
 from inventory.roles import Role
 from inventory.services import change_record
 
@@ -275,6 +276,7 @@ def seed_demo(
         seeder.deployments_and_dependencies(deployments)
         seeder.identities(identities)
         counts = dict(seeder.counts)
+        summary.mark_dirty([None, *seeder.team_ids], inline=False)  # bulk-inserted
         change_record(
             actor=None,
             actor_label="seed_demo",
@@ -292,6 +294,8 @@ def seed_demo(
                 cursor.execute(
                     f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}"
                 )
+    seeder.say("counting the dashboard's summary")
+    summary.refresh_dirty()
     return counts
 
 

@@ -7,3 +7,8 @@ class InventoryConfig(AppConfig):
     name = "inventory"
     verbose_name = "Inventory"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from inventory import summary
+
+        summary.connect()

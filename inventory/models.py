@@ -382,6 +382,8 @@ class Deployment(TimeStamped, Sourced):
         indexes = [
             models.Index(fields=["name", "id"], name="deployment_name_id"),
             models.Index(fields=["last_seen_at", "id"], name="deployment_last_seen_id"),
+            # The dashboard's silent count on the cutoff's day (summary._boundary).
+            models.Index(fields=["seen_at"], name="deployment_seen_at"),
             models.Index(fields=["environment", "id"], name="deployment_env_id"),
             models.Index(fields=["team", "name", "id"], name="deployment_team_name_id"),
             # The list's sorts on nullable keys (views.SPECS, keyset by (key, id)).
@@ -567,6 +569,11 @@ class NonHumanIdentity(TimeStamped, Sourced):
         indexes = [
             models.Index(fields=["name", "id"], name="nhi_name_id"),
             models.Index(fields=["updated_at", "id"], name="nhi_updated_id"),
+            # The dashboard counts the boundary day of each time rule (inventory.summary).
+            models.Index(fields=["last_used_at"], name="nhi_last_used"),
+            models.Index(fields=["issued_at"], name="nhi_issued"),
+            models.Index(fields=["rotated_at"], name="nhi_rotated"),
+            models.Index(fields=["expires_at"], name="nhi_expires"),
         ]
 
     def __str__(self) -> str:
@@ -796,3 +803,59 @@ class ChangeNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type}:{self.object_id} ({self.source or 'by hand'})"
+
+
+class SummaryCount(models.Model):
+    """One headline count of the dashboard for one (team, person) pair, kept exact by
+    `inventory.summary` in the transactions that change the inventory.
+
+    `team_key`/`owner_key` are the object's team and accountable person (0 for none);
+    the row with both -1 is the sum over every pair (what a reader of everything sees).
+    Time rules are day buckets (`day` is the UTC day of the rule's timestamp); counts that
+    do not move with time have `day` = `summary.NO_DAY`. Derived data: `rebuild_summary`
+    recomputes it from the rules.
+    """
+
+    team_key = models.BigIntegerField()
+    owner_key = models.BigIntegerField()
+    metric = models.CharField(max_length=40)
+    day = models.DateField()
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team_key", "owner_key", "metric", "day"],
+                name="summarycount_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["owner_key"], name="summarycount_owner"),
+            # The by-team chart reads one metric of every pair.
+            models.Index(
+                fields=["metric", "day", "team_key"], name="summarycount_metric"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team_key}/{self.owner_key} {self.metric} {self.day}: {self.n}"
+
+
+class SummaryDirty(models.Model):
+    """A team whose summary rows are out of date, or an object whose team's are (when the
+    writer did not look its team up: a telemetry push moving last-seen): written in the
+    transaction that changed it, removed by the refresh that recounted it
+    (`inventory.summary`)."""
+
+    team_key = models.BigIntegerField(null=True, blank=True, db_index=True)
+    object_kind = models.CharField(max_length=100, blank=True)
+    object_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        what = (
+            f"team {self.team_key}"
+            if self.team_key is not None
+            else (f"{self.object_kind} {self.object_id}")
+        )
+        return f"{what} dirty since {self.created_at}"

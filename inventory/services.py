@@ -22,7 +22,7 @@ from django.utils import timezone
 import audit
 from audit.actors import Actor, ActorKind
 from audit.services import Change
-from inventory import cascades, history, permissions
+from inventory import cascades, history, permissions, summary
 from inventory import models as m
 from inventory.snapshots import snapshot
 
@@ -368,6 +368,7 @@ def api_token_revoke(
     m.NonHumanIdentity.objects.filter(pk=token.identity_id).update(
         status=m.NonHumanIdentity.Status.REVOKED, updated_at=now
     )
+    summary.mark_objects(m.NonHumanIdentity, [token.identity_id])
     change_record(
         actor=actor,
         actor_label=actor_label,
@@ -398,6 +399,7 @@ def api_token_authenticate(raw: str) -> m.APIToken | None:
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         m.APIToken.objects.filter(pk=token.pk).update(last_used_at=now)
         m.NonHumanIdentity.objects.filter(pk=token.identity_id).update(last_used_at=now)
+        summary.mark_later(m.NonHumanIdentity, [token.identity_id])
         token.last_used_at = now
     return token
 

@@ -48,7 +48,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 import audit
 from audit.actors import Actor
-from inventory import history, usage
+from inventory import history, summary, usage
 from inventory import models as m
 from sources import models as sm
 from sources.receivers.base import Receiver, ReceiverError
@@ -613,6 +613,7 @@ def apply_aggregate(
     # in key order), then usage rows (in key order). Usage first on a warm path and
     # deployments first on a cold one deadlocked two requests on PostgreSQL.
     _touch_last_seen(agg, deployment_ids)
+    summary.mark_later(m.Deployment, sorted(set(deployment_ids.values())))
     result.buckets = _upsert_usage(agg, deployment_ids, identity_ids)
     result.deployments = len(set(deployment_ids.values()))
     if cache is not None:

@@ -21,7 +21,7 @@ from django.utils import timezone
 import audit
 from audit.actors import Actor
 from audit.services import Change
-from inventory import history
+from inventory import history, summary
 from inventory import models as m
 from inventory.snapshots import json_safe
 from sources import models as sm
@@ -187,6 +187,7 @@ class ApplyContext:
                 changed.append(model(pk=pk, **common))
         if changed:
             self._record_updates(model, changed, names)
+        summary.mark_rows(model, new + changed)  # the dashboard's counts of their teams
         update_fields = sorted(
             names | {"content_hash", "seen_at", "gone_at", "updated_at"}
         )
@@ -336,6 +337,7 @@ class ApplyContext:
                 ).delete()
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
+        summary.mark_objects(m.NonHumanIdentity, moved)  # bound to a retired model
         if moved:
             self._record_bindings(moved)
 

@@ -8,13 +8,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from inventory import models as m
+from inventory import summary
 from sources import models as sm
 from tests.factories import (
     AIModelFactory,
@@ -101,6 +101,11 @@ def test_admin_sees_every_teams_figures(client, admin_user, estate):
         "active_identities": 4,
         "ownerless_identities": 3,
         "stale_identities": 2,
+        "unregistered": 0,
+        "silent": 0,
+        "unrotated_identities": 1,
+        "expired_identities": 0,
+        "retired_model_identities": 0,
         "sources_attention": 0,
     }
     env = chart(response, "chart-env-exposure")
@@ -135,6 +140,11 @@ def test_owner_sees_only_their_teams_figures(client, owner, estate):
         "active_identities": 2,
         "ownerless_identities": 1,
         "stale_identities": 1,
+        "unregistered": 0,
+        "silent": 0,
+        "unrotated_identities": 1,
+        "expired_identities": 0,
+        "retired_model_identities": 0,
         "sources_attention": 0,
     }
     assert chart(response, "chart-by-team")["categories"] == ["Credit risk"]
@@ -203,36 +213,30 @@ def test_query_count_does_not_grow_with_deployments(
     client.force_login(user)
     client.get(URL)  # the first request stamps the session (idle timeout)
     _build(3, team_a, user)
-    cache.clear()  # measure the counting, not the cached figures
+    summary.refresh_dirty()  # what the writes marked (after commit, or by beat)
     with CaptureQueriesContext(connection) as few:
         assert client.get(URL).context["headlines"][1].value == 3
     _build(30, team_a, user)
-    cache.clear()
+    summary.refresh_dirty()
     with django_assert_max_num_queries(len(few)):
         assert client.get(URL).context["headlines"][1].value == 33
-    assert len(few) <= 10
+    assert len(few) <= 12, [q["sql"][:80] for q in few.captured_queries]
 
 
 @pytest.mark.django_db
-def test_figures_are_kept_for_a_minute_per_scope(
-    client, owner, admin_user, team_a, team_b
-):
+def test_figures_are_fresh_after_every_write(client, owner, admin_user, team_a, team_b):
+    """No cache: each request shows what was committed before it, in every scope."""
     _build(2, team_a, owner)
     client.force_login(owner)
     first = client.get(URL)
     assert first.context["headlines"][1].value == 2
     _build(5, team_a, owner)
-    again = client.get(
-        URL
-    )  # within the minute: the same figures, and the page says when
-    assert again.context["headlines"][1].value == 2
-    assert again.context["counted_at"] == first.context["counted_at"]
-    assert "recounted every minute" in again.content.decode()
-    client.force_login(admin_user)  # another scope counts afresh
     assert client.get(URL).context["headlines"][1].value == 7
-    cache.clear()
-    client.force_login(owner)
+    assert "exact as of" in client.get(URL).content.decode()
+    client.force_login(admin_user)
     assert client.get(URL).context["headlines"][1].value == 7
+    m.Deployment.objects.filter(team=team_a).first().delete()
+    assert client.get(URL).context["headlines"][1].value == 6
 
 
 @pytest.mark.django_db
