@@ -77,7 +77,7 @@ def headlines(figures: dict[str, Any]) -> list[Headline]:
             "Active deployments",
             d["active"],
             _url(deployments, status="active"),
-            "Deployments answering now.",
+            "Deployments in service (active), silent ones included: see Silent deployments.",
         ),
         Headline(
             "production",
