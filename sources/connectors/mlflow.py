@@ -870,29 +870,33 @@ class MLflowConnector(Connector):
         actor = Actor.source(ctx.label)
         for chunk in chunked(targets, FINISH_CHUNK):
             wanted = dict(chunk)
-            models = (
+            moving = list(
                 m.AIModel.objects.filter(pk__in=wanted)
                 .filter(
                     Q(baseline_version__isnull=True)
                     | Q(baseline_version__source=ctx.label)
                 )
                 .exclude(baseline_version__in=list(wanted.values()))
+                .values_list("pk", "external_id", "name", "baseline_version_id")
             )
-            versions = m.ModelVersion.objects.in_bulk(
-                [wanted[model.pk] for model in models]
+            if not moving:
+                continue
+            # One batched call: the same checks as one model at a time, one
+            # `aimodel.baseline` event per model, a constant number of queries.
+            refused = services.aimodels_set_baselines(
+                actor=actor, targets={pk: wanted[pk] for pk, *_ in moving}
             )
-            for model in models:
-                target = wanted[model.pk]
+            for pk, external_id, name, current in moving:
+                if pk in refused:
+                    ctx.error(external_id or name, refused[pk])
+                    continue
                 ctx._note_change(
                     "updated",
                     m.AIModel,
-                    model.external_id or model.name,
-                    fields={"baseline_version_id": [model.baseline_version_id, target]},
+                    external_id or name,
+                    fields={"baseline_version_id": [current, wanted[pk]]},
                 )
-                services.aimodel_set_baseline(
-                    actor=actor, model=model, version=versions[target]
-                )
-                ctx.touched.add((m.AIModel._meta.label_lower, model.pk))
+                ctx.touched.add((m.AIModel._meta.label_lower, pk))
 
     # -- revoking ----------------------------------------------------------------------
     def revoke(self, obj: Any, ctx: FetchContext) -> str:
