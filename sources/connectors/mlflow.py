@@ -38,7 +38,6 @@ import requests
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.actors import Actor
 from inventory import models as m
@@ -790,9 +789,12 @@ class MLflowConnector(Connector):
         if kept:
             # A version that could not be read this time keeps its last known state
             # instead of being marked gone.
-            m.ModelVersion.objects.filter(
-                source=ctx.label, external_id__in=kept
-            ).update(seen_at=timezone.now())
+            ctx.mark_seen(
+                m.ModelVersion,
+                m.ModelVersion.objects.filter(
+                    source=ctx.label, external_id__in=kept
+                ).values_list("pk", flat=True),
+            )
         team_id = ctx.team_id()
         if team_id and model_ids:
             m.AIModel.objects.filter(
@@ -853,17 +855,20 @@ class MLflowConnector(Connector):
         except (ValueError, ValidationError):
             return
         champion: dict[int, int | None] = {}
+        # Seen in this run: finish() runs before rows not seen are marked gone.
+        seen = ctx.seen_ids(m.ModelVersion)
         rows = (
             m.ModelVersion.objects.filter(
                 source=ctx.label,
-                # Seen in this run: finish() runs before rows not seen are marked gone.
-                seen_at__gte=ctx.started_at,
+                gone_at__isnull=True,
                 approval=m.ModelVersion.Approval.APPROVED,
             )
             .values_list("model_id", "pk", "aliases")
             .iterator(chunk_size=2000)
         )
         for model_id, pk, aliases in rows:
+            if pk not in seen:
+                continue
             if isinstance(aliases, list) and rules.approved_alias in aliases:
                 champion[model_id] = None if model_id in champion else pk
         targets = [(mid, pk) for mid, pk in champion.items() if pk is not None]

@@ -2,8 +2,10 @@
 
 `ApplyContext.upsert()` is what every connector's apply() calls. For one batch of rows of
 one model it reads the stored digests in one query, then inserts the new rows, updates the
-changed ones (and any the source had stopped reporting) and only touches `seen_at` on the
-rest. Running it twice with the same data changes nothing the second time.
+changed ones (and any the source had stopped reporting) and writes nothing at all for the
+rest: their ids are kept for the run (`seen`), which is how it knows, at the end, which
+rows the source no longer reports. Running it twice with the same data writes nothing the
+second time (an unchanged row is not rewritten, so PostgreSQL makes no dead tuple of it).
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class ApplyContext:
     # Deployments and identities this run created: their first bindings are part of
     # their creation (named by the run's events), not history.
     created_ids: set[tuple[str, int]] = field(default_factory=set)
+    # Ids of the rows this run reported, by model, from committed batches (what is not in
+    # them is gone at the end); the batch being applied collects into `batch_seen`.
+    seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
+    batch_seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -122,7 +128,21 @@ class ApplyContext:
         del self.errors[n_errors:]
         del self.changes[n_changes:]
         self.touched.clear()  # rolled back with the batch, never announced
+        self.batch_seen.clear()
         self.cache.clear()  # ids created in the rolled-back transaction are gone
+
+    def mark_seen(self, model: type[models.Model], pks: Iterable[int]) -> None:
+        """Rows of `model` this run reported (kept from being marked gone)."""
+        self.batch_seen.setdefault(model, set()).update(pks)
+
+    def batch_committed(self) -> None:
+        """The batch being applied committed: what it reported counts as seen."""
+        for model, pks in self.batch_seen.items():
+            self.seen.setdefault(model, set()).update(pks)
+        self.batch_seen.clear()
+
+    def seen_ids(self, model: type[models.Model]) -> set[int]:
+        return self.seen.get(model, set()) | self.batch_seen.get(model, set())
 
     def _note_change(self, action: str, model: type[models.Model], ext: str, **extra):
         if len(self.changes) < MAX_SAMPLE_CHANGES:
@@ -211,8 +231,9 @@ class ApplyContext:
             for obj in changed:
                 obj.updated_at = now
             model._default_manager.bulk_update(changed, update_fields, batch_size=500)
-        if unchanged:
-            model._default_manager.filter(pk__in=unchanged).update(seen_at=now)
+        # Unchanged rows are not written at all (not even `seen_at`): the run keeps their
+        # ids instead, to know at the end what the source no longer reports.
+        self.mark_seen(model, result.values())
         if new:
             self._record_created(model, new, result)
         self.counts.created += len(new)

@@ -396,6 +396,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
         with transaction.atomic():
             connector.apply(batch, ctx)
             ctx.announce()
+        ctx.batch_committed()
         return
     except LostLease:
         raise
@@ -408,6 +409,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
             with transaction.atomic():
                 connector.apply([record], ctx)
                 ctx.announce()
+            ctx.batch_committed()
         except LostLease:
             raise
         except Exception as exc:
@@ -421,16 +423,24 @@ GONE_CHUNK = 1000
 def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
     """Rows this source reported before but not in this (complete) run are gone.
 
-    One audit event per model (per thousand rows) names them; each is announced.
+    The run kept the ids of the rows it reported (unchanged ones are not written, so no
+    timestamp says so); the source's other rows still listed are gone. One audit event
+    per model (per thousand rows) names them; each is announced.
     """
     now = timezone.now()
+    ctx.batch_committed()  # finish() runs in this transaction: what it reported counts
     for model in connector.owns:
-        stale = list(
-            model._default_manager.filter(source=ctx.label, gone_at__isnull=True)
-            .filter(Q(seen_at__lt=ctx.started_at) | Q(seen_at__isnull=True))
+        seen = ctx.seen_ids(model)
+        stale = [
+            (pk, ext)
+            for pk, ext in model._default_manager.filter(
+                source=ctx.label, gone_at__isnull=True
+            )
             .order_by("pk")
             .values_list("pk", "external_id")
-        )
+            .iterator(chunk_size=5000)
+            if pk not in seen
+        ]
         if not stale:
             continue
         for _, ext in stale[:10]:

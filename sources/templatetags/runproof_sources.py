@@ -41,12 +41,18 @@ def source_info(obj: Model) -> dict[str, Any] | None:
         if pk.isdigit()
         else None
     )
+    seen_at, gone_at = getattr(obj, "seen_at", None), getattr(obj, "gone_at", None)
+    # A sync does not rewrite a row the source reports unchanged, so `seen_at` is when it
+    # was last written; a row not gone was in the source's last successful listing.
+    listed_at = getattr(source, "last_success_at", None)
+    if gone_at is None and listed_at and (seen_at is None or listed_at > seen_at):
+        seen_at = listed_at
     return {
         "label": label,
         "source": source,
         "kind_label": kind_label(kind) if source else "",
-        "seen_at": getattr(obj, "seen_at", None),
-        "gone_at": getattr(obj, "gone_at", None),
+        "seen_at": seen_at,
+        "gone_at": gone_at,
     }
 
 
