@@ -80,6 +80,9 @@ class ApplyContext:
     # them is gone at the end); the batch being applied collects into `batch_seen`.
     seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
     batch_seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
+    # Rows written, by table (inserted, updated, marked gone, bound): what a large run
+    # vacuums afterwards when autovacuum is off (sources.sync.maintenance).
+    written: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -130,6 +133,11 @@ class ApplyContext:
         self.touched.clear()  # rolled back with the batch, never announced
         self.batch_seen.clear()
         self.cache.clear()  # ids created in the rolled-back transaction are gone
+
+    def wrote(self, model: type[models.Model], rows: int) -> None:
+        if rows:
+            table = model._meta.db_table
+            self.written[table] = self.written.get(table, 0) + rows
 
     def mark_seen(self, model: type[models.Model], pks: Iterable[int]) -> None:
         """Rows of `model` this run reported (kept from being marked gone)."""
@@ -236,6 +244,7 @@ class ApplyContext:
         self.mark_seen(model, result.values())
         if new:
             self._record_created(model, new, result)
+        self.wrote(model, len(new) + len(changed))
         self.counts.created += len(new)
         self.counts.updated += len(changed)
         self.counts.unchanged += len(unchanged)
@@ -355,8 +364,10 @@ class ApplyContext:
                 through.objects.filter(
                     nonhumanidentity_id=ident, deployment_id__in=have - wanted
                 ).delete()
+                self.wrote(through, len(have - wanted))
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
+            self.wrote(through, len(add))
         if moved:
             self._record_bindings(moved)
 

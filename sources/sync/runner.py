@@ -33,7 +33,7 @@ from audit.services import Change
 from inventory.services import change_record
 from sources import models as sm
 from sources.connectors import CONNECTORS
-from sources.sync import secrets, upload_guard
+from sources.sync import maintenance, secrets, upload_guard
 from sources.sync.base import (
     Connector,
     FetchContext,
@@ -321,15 +321,32 @@ def execute_run(run_id: int) -> sm.SyncRun | None:
         log.warning("sync run %s was claimed by a later attempt; stopping", run_id)
         return None
     except SourceUnavailable as exc:
-        return _finish_failed(ctx, str(exc), retry=True)
+        return _maintain(ctx, _finish_failed(ctx, str(exc), retry=True))
     except (SyncFailure, secrets.SecretError) as exc:
-        return _finish_failed(ctx, str(exc), retry=False)
+        return _maintain(ctx, _finish_failed(ctx, str(exc), retry=False))
     except Exception as exc:
         log.exception("sync run %s failed", run_id)
-        return _finish_failed(
-            ctx, f"Unexpected error: {type(exc).__name__}: {exc}", retry=False
+        return _maintain(
+            ctx,
+            _finish_failed(
+                ctx, f"Unexpected error: {type(exc).__name__}: {exc}", retry=False
+            ),
         )
-    return _finish_ok(ctx)
+    return _maintain(ctx, _finish_ok(ctx))
+
+
+def _maintain(ctx: ApplyContext, run: sm.SyncRun) -> sm.SyncRun:
+    """After the run is recorded, outside any transaction: vacuum what a large run wrote
+    when autovacuum is off (PostgreSQL), and say so on the run. Never fails the run."""
+    try:
+        notes = maintenance.vacuum_after_sync(ctx.written, dry_run=run.dry_run)
+    except Exception:
+        log.exception("vacuum after sync run %s failed", run.pk)
+        return run
+    if notes:
+        run.changes = [*notes, *(run.changes or [])]
+        sm.SyncRun.objects.filter(pk=run.pk).update(changes=run.changes)
+    return run
 
 
 def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
@@ -449,9 +466,11 @@ def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
         events = []
         for start in range(0, len(stale), GONE_CHUNK):
             chunk = stale[start : start + GONE_CHUNK]
-            ctx.counts.gone += model._default_manager.filter(
+            went = model._default_manager.filter(
                 pk__in=[pk for pk, _ in chunk]
             ).update(gone_at=now)
+            ctx.counts.gone += went
+            ctx.wrote(model, went)
             events.append(
                 Change(
                     action=f"{model._meta.model_name}.sync_gone",
