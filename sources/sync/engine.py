@@ -37,8 +37,26 @@ def digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# What a run's counters count, the same for every connector, pull or upload (the run and
+# source pages, the runs list, the CSV and the API use these words).
+COUNTER_MEANINGS: dict[str, str] = {
+    "seen": "records the source sent this run, skipped ones included",
+    "created": "rows of the kinds this source keeps that the run added",
+    "updated": "rows of those kinds whose content changed (or that came back)",
+    "unchanged": "rows of those kinds the source sent again as they were (not rewritten)",
+    "gone": "rows of those kinds the source no longer reports (marked, not deleted)",
+    "errors": "records skipped, each with its reason below",
+}
+
+
 @dataclass
 class Counts:
+    """A run's counters (COUNTER_MEANINGS). Created, updated, unchanged and gone count
+    rows of the kinds the connector owns (`Connector.owns`: for Kubernetes, deployments
+    and identities), never the rows it makes on the side (an observed model for a name
+    nobody registered), so running the same data again shows as many unchanged as the
+    first run created."""
+
     seen: int = 0
     created: int = 0
     updated: int = 0
@@ -65,6 +83,8 @@ class RowError(Exception):
 class ApplyContext:
     source: sm.DataSource
     run: sm.SyncRun
+    # The kinds of rows the connector owns: the ones the counters count (empty: all).
+    owns: tuple[type[models.Model], ...] = ()
     started_at: datetime = field(default_factory=timezone.now)
     counts: Counts = field(default_factory=Counts)
     errors: list[PendingError] = field(default_factory=list)
@@ -245,9 +265,10 @@ class ApplyContext:
         if new:
             self._record_created(model, new, result)
         self.wrote(model, len(new) + len(changed))
-        self.counts.created += len(new)
-        self.counts.updated += len(changed)
-        self.counts.unchanged += len(unchanged)
+        if not self.owns or model in self.owns:
+            self.counts.created += len(new)
+            self.counts.updated += len(changed)
+            self.counts.unchanged += len(unchanged)
         return result
 
     def _record_created(

@@ -55,7 +55,9 @@ def autovacuum_off_tables(tables: list[str]) -> dict[str, str]:
     return off
 
 
-def vacuum_after_sync(written: dict[str, int], *, dry_run: bool) -> list[dict[str, Any]]:
+def vacuum_after_sync(
+    written: dict[str, int], *, dry_run: bool
+) -> list[dict[str, Any]]:
     """Vacuum the tables a finished run wrote to, if it wrote at least
     SYNC_VACUUM_AFTER_ROWS rows and autovacuum is off for them. Returns a note per table
     vacuumed, for the run's record (each is logged too)."""

@@ -302,8 +302,8 @@ def execute_run(run_id: int) -> sm.SyncRun | None:
     if run is None:
         return None
     source = run.source
-    ctx = ApplyContext(source=source, run=run)
     connector = connector_for(source)
+    ctx = ApplyContext(source=source, run=run, owns=tuple(connector.owns))
     try:
         with _local_upload(run) as upload_path:
             fctx = fetch_context(source, upload_path)
@@ -350,18 +350,31 @@ def _maintain(ctx: ApplyContext, run: sm.SyncRun) -> sm.SyncRun:
 
 
 def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
-    size = settings.SYNC_BATCH_SIZE
-    batch = []
     if fctx.upload_path and connector.upload_json:
         _beat(ctx, "checking the upload")
-        upload_guard.check_upload(
+        # Read once, in a memory-capped child; its records are applied from its spool
+        # (None: the child's read failed and the worker reads the file itself).
+        with upload_guard.read_upload(
             connector=connector,
             fctx=fctx,
             json_upload=True,
             beat=lambda: _beat(ctx, "checking the upload"),
-        )
-    _beat(ctx, "fetching")
-    for item in connector.fetch(fctx):
+        ) as spooled:
+            _beat(ctx, "fetching")
+            _apply_all(connector, fctx, ctx, spooled)
+    else:
+        _beat(ctx, "fetching")
+        _apply_all(connector, fctx, ctx, None)
+    _finish_sync(connector, ctx)
+
+
+def _apply_all(
+    connector: Connector, fctx: FetchContext, ctx: ApplyContext, items: Any
+) -> None:
+    """Apply what the source sends (`items`, or else `connector.fetch()`) in batches."""
+    size = settings.SYNC_BATCH_SIZE
+    batch = []
+    for item in items if items is not None else connector.fetch(fctx):
         ctx.counts.seen += 1
         if isinstance(item, Malformed):
             ctx.error(item.external_id, item.reason, item.excerpt)
@@ -378,6 +391,9 @@ def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
             _beat(ctx, "applying")
     if batch:
         _apply_batch(connector, batch, ctx)
+
+
+def _finish_sync(connector: Connector, ctx: ApplyContext) -> None:
     _beat(ctx, "finishing")
     with transaction.atomic():
         connector.finish(ctx)
@@ -466,9 +482,9 @@ def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
         events = []
         for start in range(0, len(stale), GONE_CHUNK):
             chunk = stale[start : start + GONE_CHUNK]
-            went = model._default_manager.filter(
-                pk__in=[pk for pk, _ in chunk]
-            ).update(gone_at=now)
+            went = model._default_manager.filter(pk__in=[pk for pk, _ in chunk]).update(
+                gone_at=now
+            )
             ctx.counts.gone += went
             ctx.wrote(model, went)
             events.append(
