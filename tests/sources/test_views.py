@@ -354,7 +354,9 @@ def test_upload_sync_counts_and_records_errors(
     assert "&lt;b&gt;k3&lt;/b&gt;" in body and "<b>k3</b>" not in body
     assert 'data-testid="count-errors">1<' in body
     # The counters say what they count, in the same words as the runs list's headers.
-    assert 'title="records the source sent this run, skipped ones included">Seen<' in body
+    assert (
+        'title="records the source sent this run, skipped ones included">Seen<' in body
+    )
     assert "count rows of models, the same on every run" in body
 
 
