@@ -782,7 +782,8 @@ def aimodels_set_baselines(
         .filter(pk__in=list(targets))
         .order_by("pk")
     )
-    versions = m.ModelVersion.objects.in_bulk(
+    # With their model: a refusal's message names the version ("model 1.2").
+    versions = m.ModelVersion.objects.select_related("model").in_bulk(
         [v for v in targets.values() if v is not None]
     )
     refused: dict[int, str] = {}
