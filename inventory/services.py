@@ -724,6 +724,63 @@ def aimodel_set_lifecycle(
     return model
 
 
+@transaction.atomic
+def aimodels_set_lifecycle(
+    *, actor: Any, model_ids: Iterable[int], lifecycle: str
+) -> dict[int, str]:
+    """`aimodel_set_lifecycle` for many models at once (a registry retiring models in a
+    sync): the same transition table, one event per model that moved, a constant number
+    of queries. Returns {model id: reason} for the moves the table forbids (not applied)."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    if lifecycle not in Lifecycle.values:
+        raise ValidationError(LIFECYCLE_UNKNOWN.format(lifecycle=lifecycle))
+    models_ = list(
+        m.AIModel.objects.select_for_update()
+        .filter(pk__in=list(model_ids))
+        .order_by("pk")
+    )
+    refused: dict[int, str] = {}
+    moved: list[m.AIModel] = []
+    changes: list[Change] = []
+    now = timezone.now()
+    source = isinstance(actor, Actor) and actor.kind == ActorKind.SOURCE
+    for model in models_:
+        current = model.lifecycle
+        if current == lifecycle:
+            continue
+        if lifecycle not in LIFECYCLE_TRANSITIONS.get(current, frozenset()):
+            template = (
+                REGISTRY_LIFECYCLE_REFUSED
+                if source
+                else LIFECYCLE_TRANSITION_NOT_ALLOWED
+            )
+            refused[model.pk] = template.format(
+                name=model.name,
+                current=_label(Lifecycle, current),
+                target=_label(Lifecycle, lifecycle),
+            )
+            continue
+        before = snapshot(model)
+        model.lifecycle = lifecycle
+        model.updated_at = now
+        moved.append(model)
+        changes.append(
+            Change(
+                action=f"aimodel.{LIFECYCLE_VERBS[lifecycle]}",
+                target=model,
+                before=before,
+                after=snapshot(model),
+                team_id=owning_team_id(model),
+            )
+        )
+    if moved:
+        m.AIModel.objects.bulk_update(
+            moved, ["lifecycle", "updated_at"], batch_size=500
+        )
+        audit.record_many(actor=actor, changes=changes)
+    return refused
+
+
 def _check_baseline(model: m.AIModel, version: m.ModelVersion | None) -> None:
     if version is None:
         return

@@ -750,13 +750,15 @@ class MLflowConnector(Connector):
                 fields["lifecycle"] = current
             model_rows.append((record.external_id, fields))
         model_ids = ctx.upsert(m.AIModel, model_rows)
+        # One batched call: the transition table for each model, one event per move.
+        refused = services.aimodels_set_lifecycle(
+            actor=actor,
+            model_ids=[model_ids[ext] for ext in retiring if ext in model_ids],
+            lifecycle=m.AIModel.Lifecycle.RETIRED,
+        )
         for ext in retiring:
-            if ext in model_ids:
-                services.aimodel_set_lifecycle(
-                    actor=actor,
-                    model=m.AIModel.objects.get(pk=model_ids[ext]),
-                    lifecycle=m.AIModel.Lifecycle.RETIRED,
-                )
+            if model_ids.get(ext) in refused:
+                ctx.error(ext, refused[model_ids[ext]])
 
         rows: list[tuple[str, dict[str, Any]]] = []
         kept: list[str] = []
