@@ -102,8 +102,8 @@ def record_many(
     *, actor: Any, changes: Iterable[Change], actor_label: str = ""
 ) -> list[AuditEvent]:
     """Append a batch of events by one actor under one lock of the chain's head (syncs):
-    one set-based INSERT for the batch, whatever its size. The returned events carry no
-    database id (nothing reads it back); their `seq` identifies them."""
+    one set-based INSERT for the batch, whatever its size (the returned events carry
+    their ids)."""
     who = as_actor(actor, actor_label)
     with transaction.atomic():
         head = _lock_head()
@@ -116,6 +116,6 @@ def record_many(
             prev = event.hash
         if not events:
             return []
-        insert_rows(AuditEvent, events, EVENT_FIELDS)
+        insert_rows(AuditEvent, events, EVENT_FIELDS, key="seq")
         AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
     return events

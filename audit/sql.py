@@ -5,7 +5,7 @@ number of rows, and `bulk_create` elsewhere.
 `bulk_create` builds one placeholder and one adapted parameter per cell: for a sync's batch
 of a thousand events of fifteen columns that is 15,000 parameters compiled in Python and a
 statement of that size parsed by the server. Here each column is one array parameter, and
-nothing is read back (no RETURNING): callers that need ids do not use this.
+nothing is read back unless the caller asks for the ids (`key`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,14 @@ def insert_rows(
     fields: Sequence[str],
     *,
     batch_size: int = 5000,
+    key: str | None = None,
 ) -> int:
     """Insert unsaved `objs` of `model`, writing only `fields` (the rest take their
-    database defaults on PostgreSQL, their model defaults elsewhere). Returns the count."""
+    database defaults on PostgreSQL, their model defaults elsewhere). Returns the count.
+
+    With `key` (a unique field among `fields`), the new rows' ids are read back and set on
+    `objs`, matched on that field (the order of rows an INSERT … SELECT returns is not
+    promised)."""
     if not objs:
         return 0
     if connection.vendor != "postgresql":
@@ -53,10 +58,18 @@ def insert_rows(
         f"INSERT INTO {qn(opts.db_table)} ({', '.join(columns)}) "  # noqa: S608
         f"SELECT {', '.join(selects)} FROM unnest({', '.join(casts)}) AS u({aliases})"
     )
+    if key is not None:
+        key_field = opts.get_field(key)
+        sql += f" RETURNING {qn(opts.pk.column)}, {qn(key_field.column)}"
     with connection.cursor() as cursor:
         for start in range(0, len(objs), batch_size):
             part = objs[start : start + batch_size]
             cursor.execute(sql, [[get(o) for o in part] for get in getters])
+            if key is not None:
+                ids = {k: pk for pk, k in cursor.fetchall()}
+                for obj in part:
+                    obj.pk = ids.get(getattr(obj, key_field.attname))
+                    obj._state.adding, obj._state.db = False, connection.alias
     return len(objs)
 
 
