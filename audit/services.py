@@ -15,6 +15,12 @@ from audit.actors import Actor, as_actor
 from audit.chain import event_hash
 from audit.context import client_ip
 from audit.models import AuditChainHead, AuditEvent
+from audit.sql import insert_rows
+
+# Every column but the id: one set-based INSERT a batch (audit.sql).
+EVENT_FIELDS = tuple(
+    f.name for f in AuditEvent._meta.concrete_fields if not f.primary_key
+)
 
 # Objects whose model moved to another app keep their old label in events written before
 # the move; an object's history asks for every label it has had.
@@ -95,7 +101,9 @@ def record(
 def record_many(
     *, actor: Any, changes: Iterable[Change], actor_label: str = ""
 ) -> list[AuditEvent]:
-    """Append a batch of events by one actor under one lock of the chain's head (syncs)."""
+    """Append a batch of events by one actor under one lock of the chain's head (syncs):
+    one set-based INSERT for the batch, whatever its size (the returned events carry
+    their ids)."""
     who = as_actor(actor, actor_label)
     with transaction.atomic():
         head = _lock_head()
@@ -108,6 +116,6 @@ def record_many(
             prev = event.hash
         if not events:
             return []
-        AuditEvent.objects.bulk_create(events, batch_size=500)
+        insert_rows(AuditEvent, events, EVENT_FIELDS, key="seq")
         AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev)
     return events

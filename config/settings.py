@@ -375,6 +375,13 @@ SYNC_RETRY_MAX_SECONDS = env.int("RUNPROOF_SYNC_RETRY_MAX_SECONDS", default=1800
 # A run whose worker died this many times (out of memory, killed) fails instead of being
 # re-queued again, and frees its source.
 SYNC_MAX_ATTEMPTS = env.int("RUNPROOF_SYNC_MAX_ATTEMPTS", default=3)
+# After a run that wrote at least this many rows, on PostgreSQL with autovacuum off (on
+# the server or for the table): VACUUM (ANALYZE) the tables it wrote. 0 never does.
+SYNC_VACUUM_AFTER_ROWS = env.int("RUNPROOF_SYNC_VACUUM_AFTER_ROWS", default=10_000)
+# A run does not rewrite rows the source reports unchanged, except their `seen_at` (what
+# the silent rule reads) once it is this many hours old (at most a quarter of the policy's
+# silent window): an unchanged row is written once in that time, not on every run.
+SYNC_SEEN_REFRESH_HOURS = env.float("RUNPROOF_SYNC_SEEN_REFRESH_HOURS", default=6.0)
 # An uploaded JSON file is first read in a child process (sources/sync/upload_guard.py):
 # nesting deeper than this is refused by a byte scan before any parser sees it, and the
 # child may use this much memory (MB, above what the worker holds) and CPU time (s).

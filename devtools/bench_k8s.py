@@ -118,13 +118,41 @@ def _timed_run(source: Any, upload: Path | None = None) -> tuple[Any, float, flo
             run.upload.save(upload.name, File(f), save=False)
     run.save()
     peak_before = _peak_rss_mb()
-    started = time.perf_counter()
-    runner.execute_run(run.pk)
-    seconds = time.perf_counter() - started
+    with worker_cost() as cost:
+        started = time.perf_counter()
+        runner.execute_run(run.pk)
+        seconds = time.perf_counter() - started
     run.refresh_from_db()
+    run.bench_cost = cost
     if run.status != sm.SyncRun.Status.SUCCEEDED:
         raise BenchError(f"The sync ended {run.status}: {run.error}")
     return run, seconds, _peak_rss_mb() - peak_before
+
+
+@contextmanager
+def worker_cost() -> Iterator[dict[str, float]]:
+    """The worker's CPU seconds (its own and its finished children's: the upload guard)
+    and SQL statements while the block runs. CPU is steadier than wall time on a shared
+    machine; the database's and the source's own work are not in it."""
+    from django.db import connection
+
+    cost: dict[str, float] = {}
+    queries = [0]
+
+    def count(execute, sql, params, many, context):
+        queries[0] += 1
+        return execute(sql, params, many, context)
+
+    def cpu() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    before = cpu()
+    with connection.execute_wrapper(count):
+        yield cost
+    cost["cpu_seconds"] = round(cpu() - before, 2)
+    cost["queries"] = queries[0]
 
 
 def _seed_registry(shape: SyntheticShape, label: str) -> int:
@@ -279,6 +307,7 @@ def _figures(run: Any, seconds: float, rss_growth_mb: float) -> dict[str, Any]:
         "unchanged": run.unchanged,
         "errors": run.errors,
         "peak_rss_growth_mb": round(rss_growth_mb, 1),
+        **getattr(run, "bench_cost", {}),
     }
 
 
@@ -287,7 +316,8 @@ def _line(phase: str, f: dict[str, Any]) -> str:
         f"{phase}: {f['seen']} objects in {f['seconds']:.2f} s = "
         f"{f['objects_per_second']} objects/s; created {f['created']}, updated "
         f"{f['updated']}, unchanged {f['unchanged']}, errors {f['errors']}; peak RSS "
-        f"grew {f['peak_rss_growth_mb']:.1f} MB"
+        f"grew {f['peak_rss_growth_mb']:.1f} MB; worker CPU {f.get('cpu_seconds', 0):.2f} s, "
+        f"{f.get('queries', 0)} SQL statements"
     )
 
 

@@ -272,15 +272,18 @@ def count_through_rest(server: MlflowServer) -> dict[str, int]:
 # The benchmark
 # ---------------------------------------------------------------------------
 def _timed_sync(source: Any) -> tuple[Any, float]:
+    from devtools.bench_k8s import worker_cost
     from sources import models as sm
     from sources.sync import runner
 
     # Run in this process, without the broker: the sync is what is timed.
     run = sm.SyncRun.objects.create(source=source, trigger=sm.SyncRun.Trigger.COMMAND)
-    started = time.perf_counter()
-    runner.execute_run(run.pk)
-    elapsed = time.perf_counter() - started
+    with worker_cost() as cost:
+        started = time.perf_counter()
+        runner.execute_run(run.pk)
+        elapsed = time.perf_counter() - started
     run.refresh_from_db()
+    run.bench_cost = cost
     return run, elapsed
 
 
@@ -339,12 +342,15 @@ def bench_mlflow_sync(
                     "created": run.created,
                     "updated": run.updated,
                     "unchanged": run.unchanged,
+                    **run.bench_cost,
                 }
                 out(
                     f"{label} sync ({'create' if label == 'first' else 'unchanged'}): "
                     f"{records} records ({run.seen} models) in {seconds:.2f} s = "
                     f"{rate:.0f} records/s; created {run.created}, updated "
-                    f"{run.updated}, unchanged {run.unchanged}"
+                    f"{run.updated}, unchanged {run.unchanged}; worker CPU "
+                    f"{run.bench_cost['cpu_seconds']:.2f} s, "
+                    f"{run.bench_cost['queries']} SQL statements"
                 )
         finally:
             if not keep:

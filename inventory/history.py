@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from audit.actors import Actor, as_actor
+from audit.sql import insert_rows
 from inventory import models as m
 from inventory.snapshots import json_safe
 
@@ -66,6 +67,26 @@ FIELD_LABELS = {
     "dependencies": "dependencies",
     "deployments": "bound deployments",
 }
+FIELD_CHANGE_COLUMNS = (
+    "object_type",
+    "object_id",
+    "field",
+    "before",
+    "after",
+    "changed_at",
+    "source",
+    "run_id",
+    "actor_kind",
+    "actor_label",
+)
+NOTICE_COLUMNS = (
+    "object_type",
+    "object_id",
+    "source",
+    "run_id",
+    "created_at",
+    "claimed_by",
+)
 HISTORY_PAGE_SIZE = 20
 CLAIM_LIMIT_MAX = 10_000
 CLAIM_LIMIT_RANGE = "Claim between 1 and 10,000 notices at a time."
@@ -203,7 +224,8 @@ def record_changes(
     run_id: int | None = None,
     at: datetime | None = None,
 ) -> int:
-    """Store deltas as history rows in one bulk INSERT; call inside the writing transaction.
+    """Store deltas as history rows in one set-based INSERT (`audit.sql.insert_rows`: one
+    statement of array parameters on PostgreSQL); call inside the writing transaction.
 
     `actor` is whatever `audit.as_actor` takes (a user, a source's `Actor`, None for the
     system); `source` is the reporting source's label, "" for a hand edit.
@@ -228,9 +250,7 @@ def record_changes(
         )
         for d in deltas
     ]
-    if rows:
-        m.FieldChange.objects.bulk_create(rows, batch_size=1000)
-    return len(rows)
+    return insert_rows(m.FieldChange, rows, FIELD_CHANGE_COLUMNS)
 
 
 def announce(
@@ -244,9 +264,6 @@ def announce(
     pairs = sorted(set(objects))
     if not pairs:
         return 0
-    if connection.vendor == "postgresql":
-        _announce_unnest(pairs, source[:100], run_id, at)
-        return len(pairs)
     rows = [
         m.ChangeNotice(
             object_type=label,
@@ -257,28 +274,9 @@ def announce(
         )
         for label, pk in pairs
     ]
-    m.ChangeNotice.objects.bulk_create(rows, batch_size=1000)
-    return len(rows)
-
-
-def _announce_unnest(
-    pairs: list[tuple[str, int]], source: str, run_id: int | None, at: datetime
-) -> None:
-    """One INSERT … SELECT unnest() on PostgreSQL, without RETURNING: a first sync of
-    50,000 objects announces 50,000 of them, and bulk_create cost as much as the sync."""
-    opts = m.ChangeNotice._meta
-    qn = connection.ops.quote_name
-    col = {f.name: qn(f.column) for f in opts.concrete_fields}
-    names = ("object_type", "object_id", "source", "run_id", "created_at", "claimed_by")
-    # Only quoted names from the model's meta are formatted in; values are parameters.
-    sql = (
-        f"INSERT INTO {qn(opts.db_table)} ({', '.join(col[n] for n in names)}) "  # noqa: S608
-        "SELECT t, i, %s, %s, %s, '' FROM unnest(%s::text[], %s::bigint[]) AS u(t, i)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [source, run_id, at, [p[0] for p in pairs], [p[1] for p in pairs]]
-        )
+    # One INSERT … SELECT unnest() on PostgreSQL, without RETURNING: a first sync of
+    # 50,000 objects announces 50,000 of them, and bulk_create cost as much as the sync.
+    return insert_rows(m.ChangeNotice, rows, NOTICE_COLUMNS)
 
 
 def changed_objects(deltas: Iterable[Delta]) -> set[tuple[str, int]]:

@@ -36,8 +36,9 @@ class Sourced(models.Model):
     source = models.CharField(max_length=100, default=MANUAL_SOURCE, db_index=True)
     external_id = models.CharField(max_length=500, null=True, blank=True, default=None)
     # Kept by syncs: a digest of what the source last said (to tell "unchanged" apart
-    # from "updated" without comparing every field), when it last said it, and when it
-    # stopped reporting the record. Gone rows are kept, never deleted.
+    # from "updated" without comparing every field), when a sync last wrote it (an
+    # unchanged row is not rewritten: the source's last successful run says when it was
+    # last listed), and when it stopped reporting the record. Gone rows are kept.
     content_hash = models.CharField(max_length=64, blank=True, editable=False)
     seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     gone_at = models.DateTimeField(

@@ -503,6 +503,7 @@ BASELINE_NOT_APPROVED = (
     "Only an approved version can be a baseline; {version} is “{approval}”."
 )
 BASELINE_OTHER_MODEL = "{version} is a version of another model."
+BASELINE_VERSION_GONE = "Version #{id} no longer exists."
 GOVERN_COMMITTEE_ONLY = (
     "Only the risk committee or an administrator can change a model's lifecycle, a "
     "deployment's status or a baseline."
@@ -645,9 +646,16 @@ def model_versions_registry_report(
         before = {**snapshot(version), "approval": current}
         if report.created:
             before["approved_at"] = None
+        # A row the sync has just created already holds what the registry reported:
+        # the move is audited, but there is nothing to write again.
+        stored_as_reported = (version.approval, version.approved_at) == (
+            report.approval,
+            report.approved_at,
+        )
         version.approval = report.approval
         version.approved_at = report.approved_at
-        moved.append(version)
+        if not stored_as_reported:
+            moved.append(version)
         changes.append(
             Change(
                 action=f"modelversion.{APPROVAL_VERBS[report.approval]}",
@@ -664,6 +672,7 @@ def model_versions_registry_report(
         m.ModelVersion.objects.bulk_update(
             moved, ["approval", "approved_at", "updated_at"], batch_size=500
         )
+    if changes:
         audit.record_many(actor=actor, changes=changes)
         hand_history(
             actor=actor,
@@ -717,6 +726,63 @@ def aimodel_set_lifecycle(
     return model
 
 
+@transaction.atomic
+def aimodels_set_lifecycle(
+    *, actor: Any, model_ids: Iterable[int], lifecycle: str
+) -> dict[int, str]:
+    """`aimodel_set_lifecycle` for many models at once (a registry retiring models in a
+    sync): the same transition table, one event per model that moved, a constant number
+    of queries. Returns {model id: reason} for the moves the table forbids (not applied)."""
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    if lifecycle not in Lifecycle.values:
+        raise ValidationError(LIFECYCLE_UNKNOWN.format(lifecycle=lifecycle))
+    models_ = list(
+        m.AIModel.objects.select_for_update()
+        .filter(pk__in=list(model_ids))
+        .order_by("pk")
+    )
+    refused: dict[int, str] = {}
+    moved: list[m.AIModel] = []
+    changes: list[Change] = []
+    now = timezone.now()
+    source = isinstance(actor, Actor) and actor.kind == ActorKind.SOURCE
+    for model in models_:
+        current = model.lifecycle
+        if current == lifecycle:
+            continue
+        if lifecycle not in LIFECYCLE_TRANSITIONS.get(current, frozenset()):
+            template = (
+                REGISTRY_LIFECYCLE_REFUSED
+                if source
+                else LIFECYCLE_TRANSITION_NOT_ALLOWED
+            )
+            refused[model.pk] = template.format(
+                name=model.name,
+                current=_label(Lifecycle, current),
+                target=_label(Lifecycle, lifecycle),
+            )
+            continue
+        before = snapshot(model)
+        model.lifecycle = lifecycle
+        model.updated_at = now
+        moved.append(model)
+        changes.append(
+            Change(
+                action=f"aimodel.{LIFECYCLE_VERBS[lifecycle]}",
+                target=model,
+                before=before,
+                after=snapshot(model),
+                team_id=owning_team_id(model),
+            )
+        )
+    if moved:
+        m.AIModel.objects.bulk_update(
+            moved, ["lifecycle", "updated_at"], batch_size=500
+        )
+        audit.record_many(actor=actor, changes=changes)
+    return refused
+
+
 def _check_baseline(model: m.AIModel, version: m.ModelVersion | None) -> None:
     if version is None:
         return
@@ -754,6 +820,67 @@ def aimodel_set_baseline(
         after=snapshot(model),
     )
     return model
+
+
+@transaction.atomic
+def aimodels_set_baselines(
+    *, actor: Any, targets: dict[int, int | None]
+) -> dict[int, str]:
+    """`aimodel_set_baseline` for many models at once ({model id: version id or None}),
+    with the same checks and one `aimodel.baseline` event per model that moved, in a
+    constant number of queries (a registry's sync sets a thousand at a time).
+
+    Returns {model id: reason} for the moves `_check_baseline` refused; those models keep
+    their baseline. Unknown model ids are ignored.
+    """
+    _require_committee(actor, GOVERN_COMMITTEE_ONLY)
+    if not targets:
+        return {}
+    models_ = list(
+        m.AIModel.objects.select_for_update()
+        .filter(pk__in=list(targets))
+        .order_by("pk")
+    )
+    # With their model: a refusal's message names the version ("model 1.2").
+    versions = m.ModelVersion.objects.select_related("model").in_bulk(
+        [v for v in targets.values() if v is not None]
+    )
+    refused: dict[int, str] = {}
+    moved: list[m.AIModel] = []
+    changes: list[Change] = []
+    now = timezone.now()
+    for model in models_:
+        wanted = targets[model.pk]
+        version = versions.get(wanted) if wanted is not None else None
+        if wanted is not None and version is None:
+            refused[model.pk] = BASELINE_VERSION_GONE.format(id=wanted)
+            continue
+        try:
+            _check_baseline(model, version)
+        except ValidationError as exc:
+            refused[model.pk] = " ".join(exc.messages)
+            continue
+        if model.baseline_version_id == wanted:
+            continue
+        before = snapshot(model)
+        model.baseline_version = version
+        model.updated_at = now
+        moved.append(model)
+        changes.append(
+            Change(
+                action="aimodel.baseline",
+                target=model,
+                before=before,
+                after=snapshot(model),
+                team_id=owning_team_id(model),
+            )
+        )
+    if moved:
+        m.AIModel.objects.bulk_update(
+            moved, ["baseline_version", "updated_at"], batch_size=500
+        )
+        audit.record_many(actor=actor, changes=changes)
+    return refused
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ from inventory import models as m
 from inventory.tables import KeysetTable, WhenColumn
 from sources import models as sm
 from sources.sync import services
+from sources.sync.engine import COUNTER_MEANINGS
 
 HEALTH_TONES = {
     "healthy": "success",
@@ -140,12 +141,13 @@ class SyncRunTable(KeysetTable):
         verbose_name="Requested", orderable=True, fmt="%Y-%m-%d %H:%M:%S"
     )
     duration = tables.Column(empty_values=(), orderable=False)
-    seen = tables.Column()
-    created = tables.Column()
-    updated = tables.Column()
-    unchanged = tables.Column()
-    gone = tables.Column()
-    errors = tables.Column()
+    # The counters, with what each counts as the header's title (the run page's words).
+    seen = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["seen"]}})
+    created = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["created"]}})
+    updated = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["updated"]}})
+    unchanged = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["unchanged"]}})
+    gone = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["gone"]}})
+    errors = tables.Column(attrs={"th": {"title": COUNTER_MEANINGS["errors"]}})
 
     class Meta(KeysetTable.Meta):
         model = sm.SyncRun

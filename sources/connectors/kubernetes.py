@@ -645,6 +645,7 @@ class KubernetesConnector(Connector):
     pull = True
     upload = "optional"
     upload_json = True
+    fetch_state = ("_notes",)  # what an upload's reading noted, for finish()
     upload_help = (
         "Or upload the output of `kubectl get deployments,inferenceservices,"
         "models.mlops.seldon.io,seldondeployments -A -o json` (one List document). "

@@ -38,7 +38,6 @@ import requests
 from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
-from django.utils import timezone
 
 from audit.actors import Actor
 from inventory import models as m
@@ -751,13 +750,15 @@ class MLflowConnector(Connector):
                 fields["lifecycle"] = current
             model_rows.append((record.external_id, fields))
         model_ids = ctx.upsert(m.AIModel, model_rows)
+        # One batched call: the transition table for each model, one event per move.
+        refused = services.aimodels_set_lifecycle(
+            actor=actor,
+            model_ids=[model_ids[ext] for ext in retiring if ext in model_ids],
+            lifecycle=m.AIModel.Lifecycle.RETIRED,
+        )
         for ext in retiring:
-            if ext in model_ids:
-                services.aimodel_set_lifecycle(
-                    actor=actor,
-                    model=m.AIModel.objects.get(pk=model_ids[ext]),
-                    lifecycle=m.AIModel.Lifecycle.RETIRED,
-                )
+            if model_ids.get(ext) in refused:
+                ctx.error(ext, refused[model_ids[ext]])
 
         rows: list[tuple[str, dict[str, Any]]] = []
         kept: list[str] = []
@@ -790,9 +791,12 @@ class MLflowConnector(Connector):
         if kept:
             # A version that could not be read this time keeps its last known state
             # instead of being marked gone.
-            m.ModelVersion.objects.filter(
-                source=ctx.label, external_id__in=kept
-            ).update(seen_at=timezone.now())
+            ctx.mark_seen(
+                m.ModelVersion,
+                m.ModelVersion.objects.filter(
+                    source=ctx.label, external_id__in=kept
+                ).values_list("pk", flat=True),
+            )
         team_id = ctx.team_id()
         if team_id and model_ids:
             m.AIModel.objects.filter(
@@ -853,46 +857,53 @@ class MLflowConnector(Connector):
         except (ValueError, ValidationError):
             return
         champion: dict[int, int | None] = {}
+        # Seen in this run: finish() runs before rows not seen are marked gone.
+        seen = ctx.seen_ids(m.ModelVersion)
         rows = (
             m.ModelVersion.objects.filter(
                 source=ctx.label,
-                # Seen in this run: finish() runs before rows not seen are marked gone.
-                seen_at__gte=ctx.started_at,
+                gone_at__isnull=True,
                 approval=m.ModelVersion.Approval.APPROVED,
             )
             .values_list("model_id", "pk", "aliases")
             .iterator(chunk_size=2000)
         )
         for model_id, pk, aliases in rows:
+            if pk not in seen:
+                continue
             if isinstance(aliases, list) and rules.approved_alias in aliases:
                 champion[model_id] = None if model_id in champion else pk
         targets = [(mid, pk) for mid, pk in champion.items() if pk is not None]
         actor = Actor.source(ctx.label)
         for chunk in chunked(targets, FINISH_CHUNK):
             wanted = dict(chunk)
-            models = (
+            moving = list(
                 m.AIModel.objects.filter(pk__in=wanted)
                 .filter(
                     Q(baseline_version__isnull=True)
                     | Q(baseline_version__source=ctx.label)
                 )
                 .exclude(baseline_version__in=list(wanted.values()))
+                .values_list("pk", "external_id", "name", "baseline_version_id")
             )
-            versions = m.ModelVersion.objects.in_bulk(
-                [wanted[model.pk] for model in models]
+            if not moving:
+                continue
+            # One batched call: the same checks as one model at a time, one
+            # `aimodel.baseline` event per model, a constant number of queries.
+            refused = services.aimodels_set_baselines(
+                actor=actor, targets={pk: wanted[pk] for pk, *_ in moving}
             )
-            for model in models:
-                target = wanted[model.pk]
+            for pk, external_id, name, current in moving:
+                if pk in refused:
+                    ctx.error(external_id or name, refused[pk])
+                    continue
                 ctx._note_change(
                     "updated",
                     m.AIModel,
-                    model.external_id or model.name,
-                    fields={"baseline_version_id": [model.baseline_version_id, target]},
+                    external_id or name,
+                    fields={"baseline_version_id": [current, wanted[pk]]},
                 )
-                services.aimodel_set_baseline(
-                    actor=actor, model=model, version=versions[target]
-                )
-                ctx.touched.add((m.AIModel._meta.label_lower, model.pk))
+                ctx.touched.add((m.AIModel._meta.label_lower, pk))
 
     # -- revoking ----------------------------------------------------------------------
     def revoke(self, obj: Any, ctx: FetchContext) -> str:

@@ -110,6 +110,9 @@ class SourceKind:
     # upload_json: the upload is JSON, read by a parser whose memory grows with nesting;
     # the runner reads it first in a child process under limits (sync/upload_guard.py).
     upload_json: ClassVar[bool] = False
+    # Attributes fetch() sets on the connector that apply() or finish() read: when the
+    # guard's child process reads an upload, it sends them back to the worker.
+    fetch_state: ClassVar[tuple[str, ...]] = ()
     # The inventory models whose rows this kind owns, for marking rows gone.
     owns: ClassVar[tuple[type[Model], ...]] = ()
     # What revoke() can act on, if anything.

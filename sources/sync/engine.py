@@ -2,8 +2,10 @@
 
 `ApplyContext.upsert()` is what every connector's apply() calls. For one batch of rows of
 one model it reads the stored digests in one query, then inserts the new rows, updates the
-changed ones (and any the source had stopped reporting) and only touches `seen_at` on the
-rest. Running it twice with the same data changes nothing the second time.
+changed ones (and any the source had stopped reporting) and writes nothing at all for the
+rest: their ids are kept for the run (`seen`), which is how it knows, at the end, which
+rows the source no longer reports. Running it twice with the same data writes nothing the
+second time (an unchanged row is not rewritten, so PostgreSQL makes no dead tuple of it).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -35,8 +38,26 @@ def digest(fields: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+# What a run's counters count, the same for every connector, pull or upload (the run and
+# source pages, the runs list, the CSV and the API use these words).
+COUNTER_MEANINGS: dict[str, str] = {
+    "seen": "records the source sent this run, skipped ones included",
+    "created": "rows of the kinds this source keeps that the run added",
+    "updated": "rows of those kinds whose content changed (or that came back)",
+    "unchanged": "rows of those kinds the source sent again as they were (not rewritten)",
+    "gone": "rows of those kinds the source no longer reports (marked, not deleted)",
+    "errors": "records skipped, each with its reason below",
+}
+
+
 @dataclass
 class Counts:
+    """A run's counters (COUNTER_MEANINGS). Created, updated, unchanged and gone count
+    rows of the kinds the connector owns (`Connector.owns`: for Kubernetes, deployments
+    and identities), never the rows it makes on the side (an observed model for a name
+    nobody registered), so running the same data again shows as many unchanged as the
+    first run created."""
+
     seen: int = 0
     created: int = 0
     updated: int = 0
@@ -63,6 +84,8 @@ class RowError(Exception):
 class ApplyContext:
     source: sm.DataSource
     run: sm.SyncRun
+    # The kinds of rows the connector owns: the ones the counters count (empty: all).
+    owns: tuple[type[models.Model], ...] = ()
     started_at: datetime = field(default_factory=timezone.now)
     counts: Counts = field(default_factory=Counts)
     errors: list[PendingError] = field(default_factory=list)
@@ -74,6 +97,30 @@ class ApplyContext:
     # Deployments and identities this run created: their first bindings are part of
     # their creation (named by the run's events), not history.
     created_ids: set[tuple[str, int]] = field(default_factory=set)
+    # Ids of the rows this run reported, by model, from committed batches (what is not in
+    # them is gone at the end); the batch being applied collects into `batch_seen`.
+    seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
+    batch_seen: dict[type[models.Model], set[int]] = field(default_factory=dict)
+    # Rows written, by table (inserted, updated, marked gone, bound): what a large run
+    # vacuums afterwards when autovacuum is off (sources.sync.maintenance).
+    written: dict[str, int] = field(default_factory=dict)
+    _seen_refresh: timedelta | None = None
+
+    @property
+    def seen_refresh(self) -> timedelta:
+        """How old an unchanged row's `seen_at` may grow before a run that reports it
+        again writes it: settings.SYNC_SEEN_REFRESH_HOURS, at most a quarter of the
+        policy's silent window. So an unchanged row is rewritten once in that time, not
+        on every run, and a row the source still reports is never silent."""
+        if self._seen_refresh is None:
+            from inventory import selectors
+
+            hours = min(
+                float(settings.SYNC_SEEN_REFRESH_HOURS),
+                selectors.policy_current().silent_after_hours / 4,
+            )
+            self._seen_refresh = timedelta(hours=hours)
+        return self._seen_refresh
 
     @property
     def label(self) -> str:
@@ -122,7 +169,26 @@ class ApplyContext:
         del self.errors[n_errors:]
         del self.changes[n_changes:]
         self.touched.clear()  # rolled back with the batch, never announced
+        self.batch_seen.clear()
         self.cache.clear()  # ids created in the rolled-back transaction are gone
+
+    def wrote(self, model: type[models.Model], rows: int) -> None:
+        if rows:
+            table = model._meta.db_table
+            self.written[table] = self.written.get(table, 0) + rows
+
+    def mark_seen(self, model: type[models.Model], pks: Iterable[int]) -> None:
+        """Rows of `model` this run reported (kept from being marked gone)."""
+        self.batch_seen.setdefault(model, set()).update(pks)
+
+    def batch_committed(self) -> None:
+        """The batch being applied committed: what it reported counts as seen."""
+        for model, pks in self.batch_seen.items():
+            self.seen.setdefault(model, set()).update(pks)
+        self.batch_seen.clear()
+
+    def seen_ids(self, model: type[models.Model]) -> set[int]:
+        return self.seen.get(model, set()) | self.batch_seen.get(model, set())
 
     def _note_change(self, action: str, model: type[models.Model], ext: str, **extra):
         if len(self.changes) < MAX_SAMPLE_CHANGES:
@@ -154,15 +220,18 @@ class ApplyContext:
             return {}
         now = timezone.now()
         stored = {
-            ext: (pk, content_hash, gone_at)
-            for ext, pk, content_hash, gone_at in model._default_manager.filter(
+            ext: (pk, content_hash, gone_at, seen_at)
+            for ext, pk, content_hash, gone_at, seen_at in model._default_manager.filter(
                 source=self.label, external_id__in=list(by_ext)
-            ).values_list("external_id", "pk", "content_hash", "gone_at")
+            ).values_list("external_id", "pk", "content_hash", "gone_at", "seen_at")
         }
         result: dict[str, int] = {}
         new: list[models.Model] = []
         changed: list[models.Model] = []
         unchanged: list[int] = []
+        # Unchanged rows whose seen_at is older than `seen_refresh`: only that is written.
+        reseen: list[int] = []
+        reseen_before = now - self.seen_refresh
         names: set[str] = set()
         for ext, fields in by_ext.items():
             names.update(fields)
@@ -179,10 +248,12 @@ class ApplyContext:
                 new.append(model(**common))
                 self._note_change("created", model, ext)
                 continue
-            pk, old_hash, gone_at = stored[ext]
+            pk, old_hash, gone_at, seen_at = stored[ext]
             result[ext] = pk
             if old_hash == content_hash and gone_at is None:
                 unchanged.append(pk)
+                if seen_at is None or seen_at < reseen_before:
+                    reseen.append(pk)
             else:
                 changed.append(model(pk=pk, **common))
         if changed:
@@ -212,13 +283,21 @@ class ApplyContext:
             for obj in changed:
                 obj.updated_at = now
             model._default_manager.bulk_update(changed, update_fields, batch_size=500)
-        if unchanged:
-            model._default_manager.filter(pk__in=unchanged).update(seen_at=now)
+        # Unchanged rows are not rewritten: the run keeps their ids instead, to know at the
+        # end what the source no longer reports. Only a `seen_at` older than
+        # `seen_refresh` is moved (the silent rule reads it), in one UPDATE.
+        if reseen:
+            model._default_manager.filter(pk__in=reseen).update(seen_at=now)
+            summary.mark_later(model, reseen)  # their silent day bucket moves
+            self.wrote(model, len(reseen))
+        self.mark_seen(model, result.values())
         if new:
             self._record_created(model, new, result)
-        self.counts.created += len(new)
-        self.counts.updated += len(changed)
-        self.counts.unchanged += len(unchanged)
+        self.wrote(model, len(new) + len(changed))
+        if not self.owns or model in self.owns:
+            self.counts.created += len(new)
+            self.counts.updated += len(changed)
+            self.counts.unchanged += len(unchanged)
         return result
 
     def _record_created(
@@ -335,8 +414,10 @@ class ApplyContext:
                 through.objects.filter(
                     nonhumanidentity_id=ident, deployment_id__in=have - wanted
                 ).delete()
+                self.wrote(through, len(have - wanted))
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
+            self.wrote(through, len(add))
         summary.mark_objects(m.NonHumanIdentity, moved)  # bound to a retired model
         if moved:
             self._record_bindings(moved)

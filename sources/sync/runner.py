@@ -33,7 +33,7 @@ from audit.services import Change
 from inventory.services import change_record
 from sources import models as sm
 from sources.connectors import CONNECTORS
-from sources.sync import secrets, upload_guard
+from sources.sync import maintenance, secrets, upload_guard
 from sources.sync.base import (
     Connector,
     FetchContext,
@@ -302,8 +302,8 @@ def execute_run(run_id: int) -> sm.SyncRun | None:
     if run is None:
         return None
     source = run.source
-    ctx = ApplyContext(source=source, run=run)
     connector = connector_for(source)
+    ctx = ApplyContext(source=source, run=run, owns=tuple(connector.owns))
     try:
         with _local_upload(run) as upload_path:
             fctx = fetch_context(source, upload_path)
@@ -321,30 +321,60 @@ def execute_run(run_id: int) -> sm.SyncRun | None:
         log.warning("sync run %s was claimed by a later attempt; stopping", run_id)
         return None
     except SourceUnavailable as exc:
-        return _finish_failed(ctx, str(exc), retry=True)
+        return _maintain(ctx, _finish_failed(ctx, str(exc), retry=True))
     except (SyncFailure, secrets.SecretError) as exc:
-        return _finish_failed(ctx, str(exc), retry=False)
+        return _maintain(ctx, _finish_failed(ctx, str(exc), retry=False))
     except Exception as exc:
         log.exception("sync run %s failed", run_id)
-        return _finish_failed(
-            ctx, f"Unexpected error: {type(exc).__name__}: {exc}", retry=False
+        return _maintain(
+            ctx,
+            _finish_failed(
+                ctx, f"Unexpected error: {type(exc).__name__}: {exc}", retry=False
+            ),
         )
-    return _finish_ok(ctx)
+    return _maintain(ctx, _finish_ok(ctx))
+
+
+def _maintain(ctx: ApplyContext, run: sm.SyncRun) -> sm.SyncRun:
+    """After the run is recorded, outside any transaction: vacuum what a large run wrote
+    when autovacuum is off (PostgreSQL), and say so on the run. Never fails the run."""
+    try:
+        notes = maintenance.vacuum_after_sync(ctx.written, dry_run=run.dry_run)
+    except Exception:
+        log.exception("vacuum after sync run %s failed", run.pk)
+        return run
+    if notes:
+        run.changes = [*notes, *(run.changes or [])]
+        sm.SyncRun.objects.filter(pk=run.pk).update(changes=run.changes)
+    return run
 
 
 def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
-    size = settings.SYNC_BATCH_SIZE
-    batch = []
     if fctx.upload_path and connector.upload_json:
         _beat(ctx, "checking the upload")
-        upload_guard.check_upload(
+        # Read once, in a memory-capped child; its records are applied from its spool
+        # (None: the child's read failed and the worker reads the file itself).
+        with upload_guard.read_upload(
             connector=connector,
             fctx=fctx,
             json_upload=True,
             beat=lambda: _beat(ctx, "checking the upload"),
-        )
-    _beat(ctx, "fetching")
-    for item in connector.fetch(fctx):
+        ) as spooled:
+            _beat(ctx, "fetching")
+            _apply_all(connector, fctx, ctx, spooled)
+    else:
+        _beat(ctx, "fetching")
+        _apply_all(connector, fctx, ctx, None)
+    _finish_sync(connector, ctx)
+
+
+def _apply_all(
+    connector: Connector, fctx: FetchContext, ctx: ApplyContext, items: Any
+) -> None:
+    """Apply what the source sends (`items`, or else `connector.fetch()`) in batches."""
+    size = settings.SYNC_BATCH_SIZE
+    batch = []
+    for item in items if items is not None else connector.fetch(fctx):
         ctx.counts.seen += 1
         if isinstance(item, Malformed):
             ctx.error(item.external_id, item.reason, item.excerpt)
@@ -361,6 +391,9 @@ def _sync(connector: Connector, fctx: FetchContext, ctx: ApplyContext) -> None:
             _beat(ctx, "applying")
     if batch:
         _apply_batch(connector, batch, ctx)
+
+
+def _finish_sync(connector: Connector, ctx: ApplyContext) -> None:
     _beat(ctx, "finishing")
     with transaction.atomic():
         connector.finish(ctx)
@@ -396,6 +429,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
         with transaction.atomic():
             connector.apply(batch, ctx)
             ctx.announce()
+        ctx.batch_committed()
         return
     except LostLease:
         raise
@@ -408,6 +442,7 @@ def _apply_batch(connector: Connector, batch: list, ctx: ApplyContext) -> None:
             with transaction.atomic():
                 connector.apply([record], ctx)
                 ctx.announce()
+            ctx.batch_committed()
         except LostLease:
             raise
         except Exception as exc:
@@ -421,16 +456,24 @@ GONE_CHUNK = 1000
 def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
     """Rows this source reported before but not in this (complete) run are gone.
 
-    One audit event per model (per thousand rows) names them; each is announced.
+    The run kept the ids of the rows it reported (unchanged ones are not written, so no
+    timestamp says so); the source's other rows still listed are gone. One audit event
+    per model (per thousand rows) names them; each is announced.
     """
     now = timezone.now()
+    ctx.batch_committed()  # finish() runs in this transaction: what it reported counts
     for model in connector.owns:
-        stale = list(
-            model._default_manager.filter(source=ctx.label, gone_at__isnull=True)
-            .filter(Q(seen_at__lt=ctx.started_at) | Q(seen_at__isnull=True))
+        seen = ctx.seen_ids(model)
+        stale = [
+            (pk, ext)
+            for pk, ext in model._default_manager.filter(
+                source=ctx.label, gone_at__isnull=True
+            )
             .order_by("pk")
             .values_list("pk", "external_id")
-        )
+            .iterator(chunk_size=5000)
+            if pk not in seen
+        ]
         if not stale:
             continue
         for _, ext in stale[:10]:
@@ -439,9 +482,11 @@ def _mark_gone(connector: Connector, ctx: ApplyContext) -> None:
         events = []
         for start in range(0, len(stale), GONE_CHUNK):
             chunk = stale[start : start + GONE_CHUNK]
-            ctx.counts.gone += model._default_manager.filter(
-                pk__in=[pk for pk, _ in chunk]
-            ).update(gone_at=now)
+            went = model._default_manager.filter(pk__in=[pk for pk, _ in chunk]).update(
+                gone_at=now
+            )
+            ctx.counts.gone += went
+            ctx.wrote(model, went)
             events.append(
                 Change(
                     action=f"{model._meta.model_name}.sync_gone",

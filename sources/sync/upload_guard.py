@@ -2,18 +2,23 @@
 
 A JSON upload nested 200,000 deep drove ijson's C backend (whose memory grows with the
 square of the depth) to 23 GB until the kernel killed the worker; the run then stayed
-`running` and every later upload to the source was refused. Before the connector reads an
-upload in the worker, `check_upload()` forks a child process that
+`running` and every later upload to the source was refused. Before the worker applies an
+upload, `read_upload()` forks a child process that
 
 1. scans the bytes for the nesting depth (strings skipped, no parsing) and refuses a file
    nested deeper than `SYNC_UPLOAD_MAX_JSON_DEPTH`, then
-2. runs the connector's own `fetch()` over the file and throws the records away, under an
-   address-space limit (`SYNC_PARSE_MEMORY_MB` above what the worker already holds) and a
-   CPU limit.
+2. runs the connector's own `fetch()` over the file under an address-space limit
+   (`SYNC_PARSE_MEMORY_MB` above what the worker already holds) and a CPU limit, writing
+   the records it yields to a spool file (pickled one by one, in a private temporary
+   file the worker created).
 
 A file that needs more memory or time than that fails its run with the reason, in the
-parent, which is never at risk. A file the child read in bounds is then read by the worker
-with the same code, so its memory is bounded by the same figure.
+parent, which is never at risk. A file the child read in bounds is not parsed again: the
+worker reads the child's records back from the spool, one at a time (the upload used to be
+read twice, once by the child and once by the worker: 40 s against 23 s for a 50 MB
+kubectl export). If the child's `fetch()` raised anything else (not JSON, the wrong kind of
+export), the worker reads the file itself with the same code, which reports it as it
+always did; its memory then is bounded by what the child used before the error.
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import re
 import signal
+import tempfile
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from itertools import accumulate
+from typing import Any
 
 from django.conf import settings
 
@@ -103,7 +112,27 @@ def _address_space() -> int:
         return 0
 
 
-def _child(connector: Connector, fctx: FetchContext, json_upload: bool, w: int) -> None:
+@dataclass
+class _Expect:
+    """A spool frame: fetch() said how many records will come (`FetchContext.expect`)."""
+
+    expected: list[int]
+
+
+@dataclass
+class _End:
+    """The last spool frame: what fetch() left on the connector for apply()/finish()."""
+
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+def _child(
+    connector: Connector,
+    fctx: FetchContext,
+    json_upload: bool,
+    w: int,
+    spool: str | None,
+) -> None:
     """The forked reader. Never returns: it reports on the pipe and exits."""
     code, detail = _EXIT_OK, {}
     try:
@@ -120,8 +149,11 @@ def _child(connector: Connector, fctx: FetchContext, json_upload: bool, w: int) 
             if depth > limit_depth:
                 code, detail = _EXIT_TOO_DEEP, {"depth": depth}
         if code == _EXIT_OK:
-            for _item in connector.fetch(fctx):
-                pass
+            if spool is None:
+                for _item in connector.fetch(fctx):
+                    pass
+            else:
+                detail = {"spooled": _spool(connector, fctx, spool)}
     except MemoryError:
         code, detail = _EXIT_MEMORY, {}
     except BaseException:  # noqa: S110 - the worker reads the file again and reports it
@@ -132,6 +164,75 @@ def _child(connector: Connector, fctx: FetchContext, json_upload: bool, w: int) 
         os._exit(code)
 
 
+def _spool(connector: Connector, fctx: FetchContext, spool: str) -> bool:
+    """Write what fetch() yields to `spool`; False if fetch() raised (not MemoryError)."""
+    expected: list[int] = []
+    protocol = pickle.HIGHEST_PROTOCOL
+    with open(spool, "wb", buffering=1 << 20) as f:
+        try:
+            for item in connector.fetch(fctx):
+                if fctx.expected != expected:
+                    expected = list(fctx.expected)
+                    pickle.dump(_Expect(expected), f, protocol)
+                pickle.dump(item, f, protocol)  # one pickle a record: nothing kept
+        except MemoryError:
+            raise
+        except Exception:
+            return False
+        state = {
+            name: getattr(connector, name)
+            for name in connector.fetch_state
+            if hasattr(connector, name)
+        }
+        pickle.dump(_End(state), f, protocol)
+    return True
+
+
+def _spooled(connector: Connector, fctx: FetchContext, spool: str) -> Iterator[Any]:
+    """The records the child wrote, one at a time, as fetch() yielded them."""
+    with open(spool, "rb", buffering=1 << 20) as f:
+        # The spool is a private file this worker created and its own forked child
+        # wrote; nothing else can have written it.
+        while True:
+            item = pickle.load(f)  # noqa: S301
+            if isinstance(item, _Expect):
+                fctx.expected[:] = item.expected
+            elif isinstance(item, _End):
+                for name, value in item.state.items():
+                    setattr(connector, name, value)
+                return
+            else:
+                yield item
+
+
+@contextlib.contextmanager
+def read_upload(
+    *,
+    connector: Connector,
+    fctx: FetchContext,
+    json_upload: bool,
+    beat: Callable[[], None] | None = None,
+) -> Iterator[Iterator[Any] | None]:
+    """Read the upload once in a child process under limits; raise if it is hostile.
+
+    Yields the records the child read (to apply instead of calling `connector.fetch()`
+    again), or None when the worker must read the file itself (the child's fetch()
+    raised: the worker's own read reports it). Raises SourceConfigError with the reason
+    (too deep, out of memory, out of time, the reader died).
+    """
+    if not fctx.upload_path:
+        yield None
+        return
+    fd, spool = tempfile.mkstemp(prefix="runproof-upload-", suffix=".spool")
+    os.close(fd)
+    try:
+        report = _run_child(connector, fctx, json_upload, beat, spool)
+        yield _spooled(connector, fctx, spool) if report.get("spooled") else None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(spool)
+
+
 def check_upload(
     *,
     connector: Connector,
@@ -139,19 +240,26 @@ def check_upload(
     json_upload: bool,
     beat: Callable[[], None] | None = None,
 ) -> None:
-    """Read the upload once in a child process under limits; raise if it is hostile.
+    """Read the upload once in a child process under limits, keeping nothing; raise if
+    it is hostile (SourceConfigError with the reason: too deep, out of memory, out of
+    time, the reader died). Other failures (a file that is not JSON, the wrong export)
+    are left to the worker's own read, which reports them as it always did."""
+    if fctx.upload_path:
+        _run_child(connector, fctx, json_upload, beat, None)
 
-    Raises SourceConfigError with the reason (too deep, out of memory, out of time, the
-    reader died). Other failures (a file that is not JSON, the wrong export) are left to
-    the worker's own read, which reports them as it always did.
-    """
-    if not fctx.upload_path:
-        return
+
+def _run_child(
+    connector: Connector,
+    fctx: FetchContext,
+    json_upload: bool,
+    beat: Callable[[], None] | None,
+    spool: str | None,
+) -> dict[str, Any]:
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         os.close(r)
-        _child(connector, fctx, json_upload, w)
+        _child(connector, fctx, json_upload, w, spool)
     os.close(w)
     try:
         last_beat = time.monotonic()
@@ -201,3 +309,4 @@ def check_upload(
         )
     if code != _EXIT_OK:
         raise SourceConfigError(UPLOAD_PARSER_DIED.format(how=f"exit code {code}"))
+    return message

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.urls import reverse
 
@@ -41,12 +42,18 @@ def source_info(obj: Model) -> dict[str, Any] | None:
         if pk.isdigit()
         else None
     )
+    seen_at, gone_at = getattr(obj, "seen_at", None), getattr(obj, "gone_at", None)
+    # A sync does not rewrite a row the source reports unchanged, so `seen_at` is when it
+    # was last written; a row not gone was in the source's last successful listing.
+    listed_at = getattr(source, "last_success_at", None)
+    if gone_at is None and listed_at and (seen_at is None or listed_at > seen_at):
+        seen_at = listed_at
     return {
         "label": label,
         "source": source,
         "kind_label": kind_label(kind) if source else "",
-        "seen_at": getattr(obj, "seen_at", None),
-        "gone_at": getattr(obj, "gone_at", None),
+        "seen_at": seen_at,
+        "gone_at": gone_at,
     }
 
 
@@ -64,3 +71,27 @@ def revoke_url(context: template.Context, obj: Model) -> str:
     if source is None:
         return ""
     return reverse("sources:revoke", args=[key, obj.pk])
+
+
+@register.simple_tag
+def counter_meaning(name: str) -> str:
+    """What a run's counter counts (the same words on every page that shows it)."""
+    from sources.sync.engine import COUNTER_MEANINGS
+
+    return COUNTER_MEANINGS.get(name, "")
+
+
+@register.simple_tag
+def counted_kinds(source: Any) -> str:
+    """The kinds of rows a source's run counters count ("deployments and non-human
+    identities"), or "" for a kind that keeps none."""
+    from sources.sync import services
+
+    try:
+        owns = services.connector_class(source.kind).owns
+    except (ImportError, ValidationError, KeyError):  # an unknown kind: nothing to say
+        return ""
+    names = [str(model._meta.verbose_name_plural) for model in owns]
+    if len(names) > 1:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return names[0] if names else ""

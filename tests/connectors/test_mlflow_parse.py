@@ -366,3 +366,42 @@ def test_an_unreadable_version_is_recorded_and_keeps_its_last_known_row(
     assert (second.counts.unchanged, second.counts.gone) == (3, 0)
     kept = m.ModelVersion.objects.get(external_id="demo-fraud-scorer/1")
     assert kept.gone_at is None and kept.approval == "rejected"
+
+
+@pytest.mark.django_db
+def test_a_model_the_registry_retires_moves_through_the_batched_service(
+    models, raw_versions
+):
+    """A stored model the registry now reports retired is retired by the service (the
+    transition table, one `aimodel.retire` event with the source as actor), in one
+    batched call for the whole batch."""
+    from audit.models import AuditEvent
+
+    source = sm.DataSource.objects.create(
+        name="mlflow", kind="mlflow", config={"tracking_uri": "http://127.0.0.1:9"}
+    )
+    connector = MLflowConnector(source)
+    fraud = models["demo-fraud-scorer"]
+    versions = [v for ext, v in raw_versions.items() if ext.startswith(fraud.name)]
+    record = connector._record(fraud, versions, RULES)
+    assert record.payload["model"]["lifecycle"] != "retired"
+    first = ApplyContext(
+        source=source, run=sm.SyncRun.objects.create(source=source, status="succeeded")
+    )
+    connector.apply([record], first)
+    record.payload["model"]["lifecycle"] = "retired"
+    second = ApplyContext(
+        source=source, run=sm.SyncRun.objects.create(source=source, status="succeeded")
+    )
+    connector.apply([record], second)
+    stored = m.AIModel.objects.get(source=source.source_label)
+    assert stored.lifecycle == "retired"
+    events = AuditEvent.objects.filter(
+        action="aimodel.retire", object_id=str(stored.pk)
+    )
+    assert [(e.actor_kind, e.actor_label) for e in events] == [
+        ("source", source.source_label)
+    ]
+    assert events[0].before["lifecycle"] != "retired"
+    assert events[0].after["lifecycle"] == "retired"
+    assert second.counts.errors == 0

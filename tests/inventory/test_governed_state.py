@@ -396,3 +396,57 @@ def test_who_may_take_each_committee_decision(request, client, role, team_a, tea
         {"unrotated_after_days": 9, "unused_after_days": 9, "silent_after_hours": 9},
     )
     assert posted.status_code == (302 if role == "admin_user" else 403)
+
+
+def test_batched_baselines_keep_the_checks_and_one_event_per_move(owner):
+    """`aimodels_set_baselines` (the registry's sync sets hundreds at once) refuses what
+    `aimodel_set_baseline` refuses, writes one `aimodel.baseline` event per model that
+    moved, and costs the same few queries for one model or fifty."""
+    from audit.actors import Actor
+
+    models = [AIModelFactory() for _ in range(50)]
+    good = {
+        mo.pk: ModelVersionFactory(model=mo, approval=A.APPROVED).pk for mo in models
+    }
+    first, second, third = models[:3]
+    rejected = ModelVersionFactory(model=first, approval=A.REJECTED)
+    of_another_model = ModelVersionFactory(model=second, approval=A.APPROVED)
+    targets = {**good, first.pk: rejected.pk, third.pk: of_another_model.pk}
+    actor = Actor.source("mlflow:1")
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    few = [AIModelFactory() for _ in range(2)]
+    two = {mo.pk: ModelVersionFactory(model=mo).pk for mo in few}
+    services.aimodels_set_baselines(actor=actor, targets={})  # nothing: no query
+    audit_record = __import__("audit").record
+    audit_record(actor=actor, action="test.start", target=few[0])  # the chain's head
+    with CaptureQueriesContext(connection) as for_two:
+        services.aimodels_set_baselines(actor=actor, targets=two)
+    before = AuditEvent.objects.count()
+    with CaptureQueriesContext(connection) as for_fifty:
+        refused = services.aimodels_set_baselines(actor=actor, targets=targets)
+    assert len(for_fifty) == len(for_two) <= 15, "a query per model"
+    assert set(refused) == {first.pk, third.pk}
+    assert "approved" in refused[first.pk] and "another model" in refused[third.pk]
+    events = AuditEvent.objects.filter(
+        action="aimodel.baseline", object_id__in=[str(mo.pk) for mo in models]
+    ).order_by("seq")
+    assert AuditEvent.objects.count() - before == 48 == events.count()
+    assert {e.object_id for e in events} == {
+        str(mo.pk) for mo in models if mo.pk not in refused
+    }
+    assert all(e.actor_kind == "source" and e.actor_label == "mlflow:1" for e in events)
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert second.baseline_version_id == good[second.pk]
+    assert first.baseline_version_id is None
+    # Again: nothing moves, nothing is written.
+    assert set(services.aimodels_set_baselines(actor=actor, targets=targets)) == {
+        first.pk,
+        third.pk,
+    }
+    assert AuditEvent.objects.filter(action="aimodel.baseline").count() == 48 + 2
+    # A person who is not on the committee is refused, as one model at a time is.
+    with pytest.raises(PermissionDenied):
+        services.aimodels_set_baselines(actor=owner, targets=good)

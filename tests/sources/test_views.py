@@ -353,6 +353,11 @@ def test_upload_sync_counts_and_records_errors(
     assert "No name." in body
     assert "&lt;b&gt;k3&lt;/b&gt;" in body and "<b>k3</b>" not in body
     assert 'data-testid="count-errors">1<' in body
+    # The counters say what they count, in the same words as the runs list's headers.
+    assert (
+        'title="records the source sent this run, skipped ones included">Seen<' in body
+    )
+    assert "count rows of models, the same on every run" in body
 
 
 def test_upload_missing_or_too_big_is_a_clear_form_error(

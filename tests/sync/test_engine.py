@@ -54,6 +54,74 @@ def test_first_run_creates_and_second_changes_nothing(list_source, settings, syn
     assert AuditEvent.objects.filter(action="datasource.sync").count() == 2
 
 
+def test_an_unchanged_resync_writes_no_inventory_row(list_source, settings, sync):
+    """Issue 9 item 11: rows whose content did not change are not rewritten (no UPDATE,
+    not even of `seen_at`: on PostgreSQL each would leave a dead tuple), yet what the
+    source stopped reporting is still found gone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SYNC_BATCH_SIZE = 4
+    source = list_source(records(10))
+    sync(source)
+    label = source.source_label
+    before = dict(m.AIModel.objects.filter(source=label).values_list("pk", "seen_at"))
+    table = m.AIModel._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        again = sync(source)
+    assert (again.unchanged, again.updated, again.gone) == (10, 0, 0)
+    writes = [
+        q["sql"]
+        for q in queries.captured_queries
+        if table in q["sql"]
+        and q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT"))
+    ]
+    assert writes == []
+    assert (
+        dict(m.AIModel.objects.filter(source=label).values_list("pk", "seen_at"))
+        == before
+    )
+    source.config["records"] = records(7)
+    source.save()
+    third = sync(source)
+    assert (third.unchanged, third.gone) == (7, 3)
+    assert set(
+        m.AIModel.objects.filter(source=label, gone_at__isnull=False).values_list(
+            "external_id", flat=True
+        )
+    ) == {"m7", "m8", "m9"}
+
+
+def test_an_unchanged_row_is_reseen_once_its_seen_at_is_old(list_source, settings, sync):
+    """What the silent rule reads: a row the source still reports, unchanged, gets its
+    `seen_at` moved (and nothing else) once it is SYNC_SEEN_REFRESH_HOURS old, so it never
+    falls silent while the source reports it; younger than that, nothing is written."""
+    from inventory import selectors
+
+    settings.SYNC_SEEN_REFRESH_HOURS = 6
+    source = list_source(records(6))
+    sync(source)
+    label = source.source_label
+    rows = m.AIModel.objects.filter(source=label)
+    old = timezone.now() - timedelta(hours=7)
+    young = timezone.now() - timedelta(hours=2)
+    rows.filter(external_id__in=["m0", "m1"]).update(seen_at=old)
+    rows.filter(external_id="m2").update(seen_at=young)
+    updated = dict(rows.values_list("external_id", "updated_at"))
+    again = sync(source)
+    assert (again.unchanged, again.updated) == (6, 0)
+    seen = dict(rows.values_list("external_id", "seen_at"))
+    assert seen["m0"] >= again.started_at and seen["m1"] >= again.started_at
+    assert seen["m2"] == young  # not yet old enough to be written
+    assert dict(rows.values_list("external_id", "updated_at")) == updated
+    # A tighter policy tightens the refresh: at most a quarter of the silent window.
+    policy = selectors.policy_current()
+    m.Policy.objects.filter(pk=policy.pk).update(silent_after_hours=4)
+    rows.filter(external_id="m2").update(seen_at=young)
+    sync(source)
+    assert rows.get(external_id="m2").seen_at > young
+
+
 def test_changed_missing_and_returning_records(list_source, sync):
     source = list_source(records(5))
     sync(source)

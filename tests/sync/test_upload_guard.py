@@ -27,9 +27,11 @@ NESTED = b'{"items":' + b"[" * DEPTH + b"]" * DEPTH + b"}"
 RULES = "^svc-(?P<model>[a-z0-9-]+)$ => model"
 
 
-def source_of(kind: str) -> sm.DataSource:
+def source_of(kind: str, name: str = "") -> sm.DataSource:
     config = {} if kind == "kubernetes" else {"rules": RULES}
-    return sm.DataSource.objects.create(name=f"{kind} upload", kind=kind, config=config)
+    return sm.DataSource.objects.create(
+        name=name or f"{kind} upload", kind=kind, config=config
+    )
 
 
 @pytest.fixture
@@ -183,3 +185,59 @@ def test_the_run_page_says_the_attempts_and_the_upload_limits(
     assert f"attempt 1 of at most {settings.SYNC_MAX_ATTEMPTS}" in html
     assert f"JSON nested at most {settings.SYNC_UPLOAD_MAX_JSON_DEPTH} levels" in html
     assert "refused it before parsing" in html
+
+
+def test_an_upload_is_parsed_once_in_the_child_and_applied_from_its_spool(
+    upload, monkeypatch
+):
+    """The worker applies the records the memory-capped child read; it does not parse
+    the file a second time, and the run is what reading it itself gives. A file the
+    child could not read (not JSON) is read by the worker itself, which reports it."""
+    import contextlib
+    import json
+    from pathlib import Path
+
+    from inventory import models as m
+
+    items = json.loads(
+        (Path(__file__).parent.parent / "fixtures/k8s/deployments.json").read_text()
+    )["items"]
+    body = json.dumps({"kind": "List", "items": [*items, {"kind": "x"}]}).encode()
+    calls = []
+    real_fetch = KubernetesConnector.fetch
+
+    def counting_fetch(self, ctx):
+        calls.append(ctx.upload_path)  # in the worker only: the child is a fork
+        return real_fetch(self, ctx)
+
+    monkeypatch.setattr(KubernetesConnector, "fetch", counting_fetch)
+
+    def shape(run):
+        rows = m.Deployment.objects.filter(source=run.source.source_label)
+        return (
+            (run.status, run.seen, run.created, run.errors, run.expected),
+            sorted(rows.values_list("external_id", "name", "endpoint")),
+        )
+
+    spooled = upload(source_of("kubernetes"), body)
+    assert calls == [], "the worker parsed the upload again"
+    assert spooled.created > 0 and spooled.errors == 1
+    # The same file read by the worker itself (the guard yields no spool): same run.
+    real_read = upload_guard.read_upload
+
+    @contextlib.contextmanager
+    def no_spool(**kwargs):
+        with real_read(**kwargs):
+            yield None
+
+    monkeypatch.setattr(upload_guard, "read_upload", no_spool)
+    itself = upload(source_of("kubernetes", "read by the worker"), body)
+    assert len(calls) == 1
+    # Same counters too: the observed models the first run made on the side are not
+    # rows of the kinds a Kubernetes source keeps, so they count in neither run.
+    assert shape(itself)[0] == shape(spooled)[0]
+    assert [r[1:] for r in shape(itself)[1]] == [r[1:] for r in shape(spooled)[1]]
+    monkeypatch.setattr(upload_guard, "read_upload", real_read)
+    bad = upload(source_of("kubernetes", "bad"), b'{"kind": "List", "items": [')
+    assert bad.status == "failed" and "JSON" in bad.error
+    assert len(calls) == 2
