@@ -92,7 +92,9 @@ def test_an_unchanged_resync_writes_no_inventory_row(list_source, settings, sync
     ) == {"m7", "m8", "m9"}
 
 
-def test_an_unchanged_row_is_reseen_once_its_seen_at_is_old(list_source, settings, sync):
+def test_an_unchanged_row_is_reseen_once_its_seen_at_is_old(
+    list_source, settings, sync
+):
     """What the silent rule reads: a row the source still reports, unchanged, gets its
     `seen_at` moved (and nothing else) once it is SYNC_SEEN_REFRESH_HOURS old, so it never
     falls silent while the source reports it; younger than that, nothing is written."""
