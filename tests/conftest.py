@@ -39,9 +39,11 @@ def _empty_cache():
 def _audit_maintenance(request):
     """Transactional tests end with a TRUNCATE of every table; on PostgreSQL the audit trigger
     allows that only in a session that asked for maintenance."""
+    marker = request.node.get_closest_marker("django_db")
     transactional = (
         "transactional_db" in request.fixturenames
         or "live_server" in request.fixturenames
+        or bool(marker and marker.kwargs.get("transaction"))
     )
     if transactional and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
