@@ -137,6 +137,26 @@ def test_the_list_says_how_many_match_for_its_filters(client, admin_user, mixed)
     assert f'data-testid="matching">{owned}</span> matching' in body
 
 
+def test_a_costly_filter_counts_to_its_smaller_cap(
+    client, admin_user, mixed, monkeypatch
+):
+    """A rule no index answers (drift, bound to a retired model) counts to a smaller cap,
+    so the count does not cost more than the page; other filters keep COUNT_CAP."""
+    from django.http import QueryDict
+
+    from inventory import lists
+
+    assert lists.count_cap(QueryDict("risk=drift")) < lists.COUNT_CAP
+    assert lists.count_cap(QueryDict("risk=retired_model&q=x")) < lists.COUNT_CAP
+    assert lists.count_cap(QueryDict("risk=ownerless")) == lists.COUNT_CAP
+    monkeypatch.setitem(lists.COSTLY_COUNT_CAPS, ("risk", "ownerless"), 2)
+    client.force_login(admin_user)
+    body = client.get(
+        reverse("inventory:deployment_list") + "?risk=ownerless"
+    ).content.decode()
+    assert 'data-testid="matching">2+</span> matching' in body
+
+
 def test_the_list_sorts_on_owner_team_and_last_call(client, admin_user, mixed):
     client.force_login(admin_user)
     url = reverse("inventory:deployment_list")
