@@ -167,21 +167,15 @@ def dashboard_figures(*, user: User, now: datetime | None = None) -> dict[str, A
         "expired": timed["expired"],
         "retired_model": fixed.get("i.retired", 0),
     }
-    return {
-        "lifecycle": lifecycle,
-        "models": sum(lifecycle.values()),
-        "deployments": deployment_counts,
-        "env_exposure": env_exposure,
-        "by_team": counted["by_team"],
-        "identities": identity_counts,
-        "ages": ages,
-        "policy": {
-            "unused_after_days": policy.unused_after_days,
-            "unrotated_after_days": policy.unrotated_after_days,
-            "silent_after_hours": policy.silent_after_hours,
-        },
-        "sources_attention": _sources_attention(),
-    }
+    return _figures(
+        lifecycle=lifecycle,
+        deployments=deployment_counts,
+        env_exposure=env_exposure,
+        by_team=counted["by_team"],
+        identities=identity_counts,
+        ages=ages,
+        policy=policy,
+    )
 
 
 def _sources_attention() -> int:
@@ -303,13 +297,35 @@ def dashboard_figures_counted(
         "expired": totals["expired"],
         "retired_model": totals["retired_model"],
     }
+    return _figures(
+        lifecycle=lifecycle,
+        deployments=deployment_counts,
+        env_exposure=env_exposure,
+        by_team=by_team,
+        identities=identity_counts,
+        ages=ages,
+        policy=policy,
+    )
+
+
+def _figures(
+    *,
+    lifecycle: dict[str, int],
+    deployments: dict[str, int],
+    env_exposure: dict[tuple[str, str], int],
+    by_team: list[dict[str, Any]],
+    identities: dict[str, int],
+    ages: dict[tuple[str, str], int],
+    policy: m.Policy,
+) -> dict[str, Any]:
+    """The dashboard's figures in the one shape both the kept and the counted form give."""
     return {
         "lifecycle": lifecycle,
         "models": sum(lifecycle.values()),
-        "deployments": deployment_counts,
+        "deployments": deployments,
         "env_exposure": env_exposure,
         "by_team": by_team,
-        "identities": identity_counts,
+        "identities": identities,
         "ages": ages,
         "policy": {
             "unused_after_days": policy.unused_after_days,

@@ -762,25 +762,46 @@ def aimodels_set_lifecycle(
                 target=_label(Lifecycle, lifecycle),
             )
             continue
-        before = snapshot(model)
-        model.lifecycle = lifecycle
-        model.updated_at = now
-        moved.append(model)
-        changes.append(
-            Change(
-                action=f"aimodel.{LIFECYCLE_VERBS[lifecycle]}",
-                target=model,
-                before=before,
-                after=snapshot(model),
-                team_id=owning_team_id(model),
-            )
-        )
-    if moved:
-        m.AIModel.objects.bulk_update(
-            moved, ["lifecycle", "updated_at"], batch_size=500
-        )
-        audit.record_many(actor=actor, changes=changes)
+        _move(model, now, moved, changes, lifecycle=lifecycle)
+    _save_moves(actor, moved, changes, ["lifecycle", "updated_at"])
     return refused
+
+
+def _move(
+    model: m.AIModel,
+    now: Any,
+    moved: list[m.AIModel],
+    changes: list[Change],
+    **fields: Any,
+) -> None:
+    """Set `fields` on a model a batched service moves, and note its audit change (the
+    action named after the field: a lifecycle's verb, or `aimodel.baseline`)."""
+    before = snapshot(model)
+    for name, value in fields.items():
+        setattr(model, name, value)
+    model.updated_at = now
+    moved.append(model)
+    lifecycle = fields.get("lifecycle")
+    changes.append(
+        Change(
+            action=f"aimodel.{LIFECYCLE_VERBS[lifecycle]}"
+            if lifecycle
+            else "aimodel.baseline",
+            target=model,
+            before=before,
+            after=snapshot(model),
+            team_id=owning_team_id(model),
+        )
+    )
+
+
+def _save_moves(
+    actor: Any, moved: list[m.AIModel], changes: list[Change], fields: list[str]
+) -> None:
+    """One bulk UPDATE of what a batched service moved and one audit write of its events."""
+    if moved:
+        m.AIModel.objects.bulk_update(moved, fields, batch_size=500)
+        audit.record_many(actor=actor, changes=changes)
 
 
 def _check_baseline(model: m.AIModel, version: m.ModelVersion | None) -> None:
@@ -862,24 +883,8 @@ def aimodels_set_baselines(
             continue
         if model.baseline_version_id == wanted:
             continue
-        before = snapshot(model)
-        model.baseline_version = version
-        model.updated_at = now
-        moved.append(model)
-        changes.append(
-            Change(
-                action="aimodel.baseline",
-                target=model,
-                before=before,
-                after=snapshot(model),
-                team_id=owning_team_id(model),
-            )
-        )
-    if moved:
-        m.AIModel.objects.bulk_update(
-            moved, ["baseline_version", "updated_at"], batch_size=500
-        )
-        audit.record_many(actor=actor, changes=changes)
+        _move(model, now, moved, changes, baseline_version=version)
+    _save_moves(actor, moved, changes, ["baseline_version", "updated_at"])
     return refused
 
 
