@@ -323,15 +323,16 @@ def _line(phase: str, f: dict[str, Any]) -> str:
 
 def _cleanup(sources: list[Any], registry_label: str) -> None:
     from inventory import models as m
+    from inventory import summary
 
     labels = [source.source_label for source in sources]
     # Deployments first: one source's deployments may use models another source created.
-    m.NonHumanIdentity.objects.filter(source__in=labels).delete()
-    m.Deployment.objects.filter(source__in=labels).delete()
-    m.AIModel.objects.filter(source__in=labels).delete()
+    summary.delete_in_bulk(m.NonHumanIdentity.objects.filter(source__in=labels))
+    summary.delete_in_bulk(m.Deployment.objects.filter(source__in=labels))
+    summary.delete_in_bulk(m.AIModel.objects.filter(source__in=labels))
     for source in sources:
         for run in source.runs.exclude(upload=""):
             run.upload.delete(save=False)
         source.delete()
-    m.ModelVersion.objects.filter(source=registry_label).delete()
-    m.AIModel.objects.filter(source=registry_label).delete()
+    summary.delete_in_bulk(m.ModelVersion.objects.filter(source=registry_label))
+    summary.delete_in_bulk(m.AIModel.objects.filter(source=registry_label))

@@ -302,6 +302,7 @@ def bench_mlflow_sync(
     from django.db import connection
 
     from inventory import models as m
+    from inventory import summary
     from sources import models as sm
 
     result: dict[str, Any] = {"database": connection.vendor}
@@ -355,8 +356,8 @@ def bench_mlflow_sync(
         finally:
             if not keep:
                 label = source.source_label
-                m.ModelVersion.objects.filter(source=label).delete()
-                m.AIModel.objects.filter(source=label).delete()
+                summary.delete_in_bulk(m.ModelVersion.objects.filter(source=label))
+                summary.delete_in_bulk(m.AIModel.objects.filter(source=label))
                 source.delete()
     result["records"] = records
     return result

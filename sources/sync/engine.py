@@ -258,7 +258,9 @@ class ApplyContext:
                 changed.append(model(pk=pk, **common))
         if changed:
             self._record_updates(model, changed, names)
-        summary.mark_rows(model, new + changed)  # the dashboard's counts of their teams
+        # The dashboard's counts of their teams: recounted by beat or the next dashboard
+        # read, not after each batch's commit (a recount can cost more than the batch).
+        summary.mark_rows(model, new + changed, inline=False)
         update_fields = sorted(
             names | {"content_hash", "seen_at", "gone_at", "updated_at"}
         )
@@ -418,7 +420,8 @@ class ApplyContext:
         if add:
             through.objects.bulk_create(add, ignore_conflicts=True)
             self.wrote(through, len(add))
-        summary.mark_objects(m.NonHumanIdentity, moved)  # bound to a retired model
+        # Bound to a retired model: their counts move (recounted as above).
+        summary.mark_objects(m.NonHumanIdentity, moved, inline=False)
         if moved:
             self._record_bindings(moved)
 

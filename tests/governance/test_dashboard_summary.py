@@ -504,3 +504,22 @@ def test_a_small_write_is_recounted_right_after_its_commit(
         == 1
     )
     assert summary.rebuild(fix=False) == []
+
+
+def test_delete_in_bulk_marks_once_and_stays_exact(
+    admin_user, django_assert_max_num_queries
+):
+    """Deleting many rows marks their teams set-based, not a lookup per row, and the
+    counts stay exact."""
+    teams = [TeamFactory(), TeamFactory()]
+    model = AIModelFactory(team=teams[0])
+    for i in range(30):
+        DeploymentFactory(model=model, team=teams[i % 2])
+    summary.refresh_dirty()
+    doomed = D.objects.filter(model=model)
+    with django_assert_max_num_queries(
+        30
+    ):  # a per-row pre_delete costs 3+ queries a row
+        assert summary.delete_in_bulk(doomed) >= 30
+    assert m.SummaryDirty.objects.exists()
+    assert_exact([admin_user])
