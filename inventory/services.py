@@ -798,10 +798,14 @@ def _move(
 def _save_moves(
     actor: Any, moved: list[m.AIModel], changes: list[Change], fields: list[str]
 ) -> None:
-    """One bulk UPDATE of what a batched service moved and one audit write of its events."""
+    """One bulk UPDATE of what a batched service moved, one audit write of its events,
+    and the dashboard's marks: a bulk UPDATE sends no signal, and a model's lifecycle or
+    baseline moves counts in its deployments' and identities' teams (`summary.teams_of`).
+    Its callers are syncs, so the teams are recounted by beat or the next dashboard read."""
     if moved:
         m.AIModel.objects.bulk_update(moved, fields, batch_size=500)
         audit.record_many(actor=actor, changes=changes)
+        summary.mark_objects(m.AIModel, [model.pk for model in moved], inline=False)
 
 
 def _check_baseline(model: m.AIModel, version: m.ModelVersion | None) -> None:

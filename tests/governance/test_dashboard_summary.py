@@ -523,3 +523,36 @@ def test_delete_in_bulk_marks_once_and_stays_exact(
         assert summary.delete_in_bulk(doomed) >= 30
     assert m.SummaryDirty.objects.exists()
     assert_exact([admin_user])
+
+
+def test_batched_registry_moves_mark_the_teams_they_change(admin_user):
+    """The registry's batched services (bulk UPDATEs, no signals) mark the teams whose
+    counts a lifecycle or baseline move changes: another team's deployments and the
+    identities bound to them."""
+    from audit.actors import Actor
+
+    home, other = TeamFactory(), TeamFactory()
+    model = AIModelFactory(team=home, lifecycle=L.ACTIVE)
+    old, new = (
+        ModelVersionFactory(model=model, approval="approved"),
+        ModelVersionFactory(model=model, approval="approved"),
+    )
+    model.baseline_version = old
+    model.save()
+    dep = DeploymentFactory(model=model, team=other, observed_version=old)
+    IdentityFactory(team=other, deployments=[dep])
+    summary.refresh_dirty()
+    assert_exact([admin_user])
+    registry = Actor.source("mlflow:1")
+    assert (
+        services.aimodels_set_baselines(actor=registry, targets={model.pk: new.pk})
+        == {}
+    )
+    assert_exact([admin_user])  # drift moved in the other team
+    refused = services.aimodels_set_lifecycle(
+        actor=registry, model_ids=[model.pk], lifecycle=L.RETIRED
+    )
+    assert model.pk not in refused
+    assert_exact(
+        [admin_user]
+    )  # the bound identity now counts as bound to a retired one
