@@ -87,27 +87,21 @@ def csv_response(
 # read in a constant number of queries per chunk whatever the number of rows.
 # ---------------------------------------------------------------------------
 def deployment_export_queryset(queryset: QuerySet, user: Any) -> QuerySet:
-    from django.db.models import Prefetch
-
     from inventory import models as m
-    from inventory import permissions
+    from inventory import selectors
 
-    visible = permissions.scope(
-        m.NonHumanIdentity.objects.only("id", "name"), user
-    ).order_by("name", "id")
-    return queryset.prefetch_related(Prefetch("identities", queryset=visible))
+    return queryset.prefetch_related(
+        selectors.visible_prefetch("identities", m.NonHumanIdentity, user, "name", "id")
+    )
 
 
 def identity_export_queryset(queryset: QuerySet, user: Any) -> QuerySet:
-    from django.db.models import Prefetch
-
     from inventory import models as m
-    from inventory import permissions
+    from inventory import selectors
 
-    visible = permissions.scope(m.Deployment.objects.only("id", "name"), user).order_by(
-        "name", "id"
+    return queryset.prefetch_related(
+        selectors.visible_prefetch("deployments", m.Deployment, user, "name", "id")
     )
-    return queryset.prefetch_related(Prefetch("deployments", queryset=visible))
 
 
 def names_of(relation: str) -> Callable[[Any], list[str]]:

@@ -21,7 +21,7 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import viewsets
 
-from inventory import filters, permissions, selectors
+from inventory import filters, selectors
 from inventory import models as m
 from inventory.api import (
     schema,  # noqa: F401  (registers the bearer scheme with drf-spectacular)
@@ -122,11 +122,9 @@ class DeploymentViewSet(InventoryViewSet):
     detail_id_kwarg = "deployment_id"
 
     def _visible_identities(self) -> Prefetch:
-        # Only identities the caller may read, in one query for the whole page.
-        visible = permissions.scope(
-            m.NonHumanIdentity.objects.only("id", "name"), self.request.user
-        ).order_by("id")
-        return Prefetch("identities", queryset=visible)
+        return selectors.visible_prefetch(
+            "identities", m.NonHumanIdentity, self.request.user, "id"
+        )
 
     def prefetch(self, queryset: QuerySet) -> QuerySet:
         # The serializer shows these too; the pages' list does not need them.
@@ -152,11 +150,9 @@ class IdentityViewSet(InventoryViewSet):
     detail_id_kwarg = "identity_id"
 
     def _visible_deployments(self) -> Prefetch:
-        # Only deployments the caller may read, in one query for the whole page.
-        visible = permissions.scope(
-            m.Deployment.objects.only("id", "name"), self.request.user
-        ).order_by("id")
-        return Prefetch("deployments", queryset=visible)
+        return selectors.visible_prefetch(
+            "deployments", m.Deployment, self.request.user, "id"
+        )
 
     def prefetch(self, queryset: QuerySet) -> QuerySet:
         return queryset.select_related("model").prefetch_related(
