@@ -14,7 +14,7 @@ from typing import Any
 
 from django import forms
 from django.db import models
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template import engines
@@ -24,7 +24,13 @@ from django.utils.safestring import SafeString, mark_safe
 
 from inventory import source_names
 from inventory.csv_export import csv_response
-from inventory.pagination import COUNT_CAP, _nullable, keyset_paginate, parse_sort
+from inventory.pagination import (
+    COUNT_CAP,
+    _nullable,
+    keyset_paginate,
+    order_value,
+    parse_sort,
+)
 from inventory.tables import KeysetTable
 
 LIST_TEMPLATE = "_list_page.html"
@@ -98,14 +104,11 @@ def count_cap(params: Any) -> int:
 
 def ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
     """The export's order: the page's (NULL the smallest value), ties broken by id."""
-    value = F(field).desc() if descending else F(field).asc()
-    if _nullable(queryset.model, field):
-        value = (
-            F(field).desc(nulls_last=True)
-            if descending
-            else F(field).asc(nulls_first=True)
-        )
-    return queryset.order_by(value, "-pk" if descending else "pk")
+    nullable = _nullable(queryset.model, field)
+    return queryset.order_by(
+        order_value(field, descending, nullable=nullable),
+        "-pk" if descending else "pk",
+    )
 
 
 # The filter form's fields as markup, per process: the same filters with the same values

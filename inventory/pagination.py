@@ -23,7 +23,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Model, Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models.expressions import OrderBy, RawSQL
 
 DEFAULT_PER_PAGE = 50
 # Rows counted at most: past it a list says "10,000+" (a count costs what it reads).
@@ -94,6 +94,18 @@ def parse_sort(
     return alias, allowed[alias], descending
 
 
+def order_value(field: str, descending: bool, *, nullable: bool) -> OrderBy:
+    """`field` in order; a nullable one with NULL as its smallest value, walking either
+    way (see the module's docstring). The page and its CSV export both order by this."""
+    if nullable:
+        return (
+            F(field).desc(nulls_last=True)
+            if descending
+            else F(field).asc(nulls_first=True)
+        )
+    return F(field).desc() if descending else F(field).asc()
+
+
 def capped_count(queryset: QuerySet, cap: int = COUNT_CAP) -> RawSQL:
     """A scalar subquery: how many rows `queryset` holds, counting at most cap + 1.
 
@@ -135,16 +147,9 @@ def keyset_paginate(
 
     # Walking backwards reads the reversed order and flips the rows afterwards.
     walk_desc = descending != backwards
-    if nullable:
-        # NULL is the smallest value, walking either way (see the module's docstring).
-        value_order = (
-            F(field).desc(nulls_last=True)
-            if walk_desc
-            else F(field).asc(nulls_first=True)
-        )
-    else:
-        value_order = F(field).desc() if walk_desc else F(field).asc()
-    qs = queryset.order_by(value_order, "-pk" if walk_desc else "pk")
+    qs = queryset.order_by(
+        order_value(field, walk_desc, nullable=nullable), "-pk" if walk_desc else "pk"
+    )
     if cursor is not None:
         qs = qs.filter(_after(field, cursor, walk_desc, nullable))
     if count:
