@@ -470,3 +470,17 @@ AUDIT_CHECKPOINT_KEY = env.str("AUDIT_CHECKPOINT_KEY", default="")
 AUDIT_CHECKPOINT_FILE = env.str(
     "AUDIT_CHECKPOINT_FILE", default=str(VAR_DIR / "audit-checkpoints.jsonl")
 )
+
+# ---------------------------------------------------------------------------
+# Findings, notifications (governance.detection, governance.notifications)
+# ---------------------------------------------------------------------------
+# Email: files under var/mail in the embedded default; set EMAIL_BACKEND (smtp) in production.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"
+)
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="runproof@localhost")
+# The address links in emails start with.
+RUNPROOF_BASE_URL = env.str("RUNPROOF_BASE_URL", default="http://127.0.0.1:8000")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views
+from governance import views, views_findings
 
 app_name = "governance"
 urlpatterns = [
@@ -29,4 +29,5 @@ urlpatterns = [
         name="last_decision",
     ),
     path("policy/", views.policy, name="policy"),
+    path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
 ]

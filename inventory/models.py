@@ -97,6 +97,15 @@ class Team(TimeStamped):
         return reverse("inventory:team_detail", args=[self.pk])
 
 
+class Sensitivity(models.TextChoices):
+    """How sensitive a business purpose is: one fact of a deployment's risk tier."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
 class AIModel(TimeStamped, Sourced):
     class Lifecycle(models.TextChoices):
         DEVELOPMENT = "development", "In development"
@@ -149,6 +158,17 @@ class AIModel(TimeStamped, Sourced):
         related_name="baseline_of",
         help_text="The approved version its deployments should run: the registry's "
         "approved alias, or the approved version the committee marked.",
+    )
+    sensitivity = models.CharField(
+        max_length=20,
+        choices=Sensitivity.choices,
+        default=Sensitivity.MEDIUM,
+        help_text="How sensitive the purpose it serves is: its deployments' default.",
+    )
+    # The riskiest tier of its deployments (1 riskiest … 4), kept by governance.tiers;
+    # NULL while it has no deployment.
+    risk_tier = models.PositiveSmallIntegerField(
+        null=True, blank=True, editable=False, db_index=True
     )
 
     objects = querysets.AIModelQuerySet.as_manager()
@@ -243,6 +263,12 @@ class System(TimeStamped, Sourced):
     )
     description = models.TextField(blank=True)
     business_purpose = models.TextField(blank=True)
+    sensitivity = models.CharField(
+        max_length=20,
+        choices=Sensitivity.choices,
+        blank=True,
+        help_text="How sensitive the business process it serves is; blank: its models' own.",
+    )
     team = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.PROTECT, related_name="systems"
     )
@@ -364,7 +390,11 @@ class Deployment(TimeStamped, Sourced):
     )
     business_purpose = models.TextField(blank=True)
     change_window = models.CharField(
-        max_length=200, blank=True, help_text="e.g. Tue 02:00–04:00 UTC"
+        max_length=200,
+        blank=True,
+        help_text='When it may change, e.g. "Tue 02:00-04:00 UTC" or "Mon-Fri '
+        '22:00-06:00 Europe/London" (inventory.change_window reads it); a note after '
+        "a semicolon is kept as text.",
     )
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True
@@ -374,6 +404,12 @@ class Deployment(TimeStamped, Sourced):
     # The latest call telemetry reported (inventory.usage.record_calls keeps it, with the
     # usage rows): a list sorts on it without reading the usage table. None: never called.
     last_call_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Kept by governance.tiers: the computed tier unless a committee override is in force
+    # (1 riskiest … 4), and the score it came from.
+    risk_tier = models.PositiveSmallIntegerField(
+        default=4, editable=False, db_index=True
+    )
+    risk_score = models.PositiveSmallIntegerField(default=0, editable=False)
 
     objects = querysets.DeploymentQuerySet.as_manager()
 
@@ -600,6 +636,7 @@ class APIToken(models.Model):
         READ = "read", "Read the inventory"
         TELEMETRY = "telemetry", "Send OTLP telemetry"
         DEPLOY = "deploy", "Record CI/CD deployment events"
+        GATE = "gate", "Ask the CI/CD release gate"
         SOURCES = "sources", "Manage data sources"
 
     name = models.CharField(max_length=200)

@@ -1,0 +1,11 @@
+"""The detectors, one per finding kind (`governance.detection.Detector`).
+
+Each module lists its detectors in `DETECTORS`; this one joins them in the order the
+engine runs them.
+"""
+
+from __future__ import annotations
+
+from governance.detectors import deployments
+
+DETECTORS = [*deployments.DETECTORS]
