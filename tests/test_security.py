@@ -161,6 +161,7 @@ def test_admin_changes_are_audited(client, admin_user, team_a):
             "team": team_a.pk,
             "source": "manual",
             "external_id": "",
+            "sensitivity": "medium",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
