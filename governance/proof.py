@@ -134,7 +134,9 @@ RUNPROOF_QUARANTINE = (
 # Small helpers
 # ---------------------------------------------------------------------------
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat() if value else None
+    return (
+        value.astimezone(dt.UTC).replace(microsecond=0).isoformat() if value else None
+    )
 
 
 def _person(user: Any) -> dict[str, Any] | None:
@@ -188,7 +190,7 @@ def _source(label: str, sources: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _revoker(identity: m.NonHumanIdentity, sources: dict[str, dict[str, Any]]) -> str:
-    """"connector" when the identity's data source can revoke it, else "person"."""
+    """ "connector" when the identity's data source can revoke it, else "person"."""
     known = sources.get(identity.source or "")
     if known and known["kind"] in revocable_kinds():
         return "connector"
@@ -636,7 +638,12 @@ def _downstream(deployment_id: int, user: User | None) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute(
             sql,
-            [deployment_id, DOWNSTREAM_MAX_DEPTH, deployment_id, DOWNSTREAM_MAX_NODES + 1],
+            [
+                deployment_id,
+                DOWNSTREAM_MAX_DEPTH,
+                deployment_id,
+                DOWNSTREAM_MAX_NODES + 1,
+            ],
         )
         rows = cursor.fetchall()
     truncated = len(rows) > DOWNSTREAM_MAX_NODES
@@ -644,9 +651,18 @@ def _downstream(deployment_id: int, user: User | None) -> dict[str, Any]:
     teams = frozenset() if reads_all else permissions.team_ids(user)
     deployments, systems, hidden = [], {}, 0
     statuses = dict(m.Deployment.Status.choices)
-    for pk, name, depth, env, status, team_id, owner_id, model_owner, sid, sname in rows[
-        :DOWNSTREAM_MAX_NODES
-    ]:
+    for (
+        pk,
+        name,
+        depth,
+        env,
+        status,
+        team_id,
+        owner_id,
+        model_owner,
+        sid,
+        sname,
+    ) in rows[:DOWNSTREAM_MAX_NODES]:
         readable = (
             reads_all
             or team_id in teams
@@ -854,9 +870,7 @@ def deployment_proof(
     )
     identities = [_identity(i, now=now, sources=sources) for i in bound]
     callers, truncated = _callers(deployment, now=now)
-    running = _running(
-        deployment, sources=sources, changes=changes, findings=findings
-    )
+    running = _running(deployment, sources=sources, changes=changes, findings=findings)
     invoke = _invoke(identities, callers, truncated)
     withdraw = _withdraw(
         deployment,
@@ -1043,7 +1057,9 @@ def model_proof(
     return json_safe(proof)
 
 
-def completeness_share(user: User, *, now: dt.datetime | None = None) -> tuple[int, int]:
+def completeness_share(
+    user: User, *, now: dt.datetime | None = None
+) -> tuple[int, int]:
     """(complete, total) over the active production deployments the user may read: one
     query (`complete_q()`, the SQL form of `complete()`)."""
     from django.utils import timezone

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings, views_proof
+from governance import dashboard, views, views_findings, views_proof
 
 app_name = "governance"
 urlpatterns = [
@@ -37,4 +37,9 @@ urlpatterns = [
         name="deployment_proof",
     ),
     path("models/<int:pk>/proof/", views_proof.aimodel_proof, name="aimodel_proof"),
+    path(
+        "dashboard/proof-card/",
+        dashboard.dashboard_proof_card,
+        name="dashboard_proof_card",
+    ),
 ]

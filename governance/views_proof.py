@@ -54,7 +54,11 @@ class StaticOnlyFetcher:
         if not found:
             root = Path(settings.STATIC_ROOT)
             candidate = (root / relative).resolve()
-            if ".." not in relative and candidate.is_file() and root in candidate.parents:
+            if (
+                ".." not in relative
+                and candidate.is_file()
+                and root in candidate.parents
+            ):
                 found = str(candidate)
         if not found:
             self.refused.append(url)
@@ -103,9 +107,7 @@ def _filename(kind: str, card: dict[str, Any]) -> str:
 @require_GET
 @login_required
 def deployment_proof(request: HttpRequest, pk: int) -> HttpResponse:
-    deployment = permissions.get_for_user(
-        proof.deployment_queryset(), request.user, pk
-    )
+    deployment = permissions.get_for_user(proof.deployment_queryset(), request.user, pk)
     card = proof.deployment_proof(deployment, now=timezone.now(), user=request.user)
     return _respond(
         request,

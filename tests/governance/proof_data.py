@@ -121,7 +121,12 @@ def grow(deployment, n: int, *, now=NOW) -> None:
             owner=deployment.owner,
             deployments=[deployment],
         )
-        usage(deployment, hour=now - timedelta(hours=5 + i), service=ident.name, identity=ident)
+        usage(
+            deployment,
+            hour=now - timedelta(hours=5 + i),
+            service=ident.name,
+            identity=ident,
+        )
         usage(deployment, hour=now - timedelta(hours=5 + i), service=f"stranger-{i}")
         m.FieldChange.objects.create(
             object_type="inventory.deployment",

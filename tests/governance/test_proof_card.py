@@ -227,7 +227,9 @@ def test_needs_people_without_a_readable_change_window(team_a):
     deployment.save(update_fields=["change_window"])
     withdraw = card(deployment)["withdraw"]
     assert withdraw["verdict"] == proof.NEEDS_PEOPLE
-    assert withdraw["reasons"][0].startswith("The change window is not machine-readable")
+    assert withdraw["reasons"][0].startswith(
+        "The change window is not machine-readable"
+    )
     deployment.change_window = ""
     deployment.save(update_fields=["change_window"])
     assert card(deployment)["withdraw"]["reasons"] == [proof.NO_CHANGE_WINDOW]
@@ -401,7 +403,9 @@ def test_model_card_sums_up_each_deployment(team_a, owner, team_b):
 # Query counts: constant at two sizes
 # ---------------------------------------------------------------------------
 @pytest.mark.parametrize("size", [2, 12])
-def test_deployment_card_queries_are_bounded(team_a, size, django_assert_max_num_queries):
+def test_deployment_card_queries_are_bounded(
+    team_a, size, django_assert_max_num_queries
+):
     deployment, _ = ready_deployment(team_a)
     grow(deployment, size)
     row = proof.deployment_queryset().get(pk=deployment.pk)
@@ -510,8 +514,6 @@ def test_completeness_share_agrees_with_complete(
     assert share == (n_complete + 1, len(built) + 1)
     # Each deployment alone, through the same SQL: the same answer as its card.
     annotated = m.Deployment.objects.annotate(**proof.proof_annotations(NOW))
-    in_sql = set(
-        annotated.filter(proof.complete_q()).values_list("name", flat=True)
-    )
+    in_sql = set(annotated.filter(proof.complete_q()).values_list("name", flat=True))
     assert {n for n, ok in expected.items() if ok} <= in_sql
     assert not ({n for n, ok in expected.items() if not ok} & in_sql)
