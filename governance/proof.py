@@ -59,9 +59,11 @@ from django.db.models import (
 from django.db.models.functions import Cast, Coalesce, Concat
 from django.urls import reverse
 
+from governance.findings import finding_scope
 from governance.models import Finding
 from inventory import change_window, history, permissions
 from inventory import models as m
+from inventory.roles import Role
 from inventory.snapshots import json_safe
 from sources import models as sm
 
@@ -356,9 +358,14 @@ def _finding(finding: Finding) -> dict[str, Any]:
     }
 
 
-def _open_findings(q: Q) -> list[dict[str, Any]]:
+def _open_findings(q: Q, user: User | None = None) -> list[dict[str, Any]]:
+    """Unresolved findings (open, acknowledged, accepted, false positive), the most severe
+    first; with `user`, those the findings pages would show them (findings.finding_scope)."""
+    queryset = Finding.objects.all()
+    if user is not None:
+        queryset = finding_scope(queryset, user)
     rows = (
-        Finding.objects.filter(q)
+        queryset.filter(q)
         .exclude(status=Finding.Status.RESOLVED)
         .order_by("-severity", "-opened_at", "-id")[:100]
     )
@@ -485,13 +492,44 @@ def _running(
 # ---------------------------------------------------------------------------
 # Who can invoke it
 # ---------------------------------------------------------------------------
+HIDDEN_IDENTITY = "An identity of another team"
+HIDDEN_OWNER = {"id": None, "username": "", "name": "", "hidden": True}
+
+
+def _owner_phrase(person: dict[str, Any]) -> str:
+    if person.get("hidden"):
+        return "its owner, in another team"
+    return f"its owner {_person_label(person)}"
+
+
+def _reader(user: User | None) -> Any:
+    """Whether the user may read an object with this team and owner (the identity rule of
+    inventory.permissions.scope, without a query): None reads everything."""
+    if user is None or permissions.reads_all(user):
+        return lambda team_id, owner_id: True
+    if not permissions.has_role(user, Role.OWNER):
+        return lambda team_id, owner_id: False
+    teams = permissions.team_ids(user)
+    return lambda team_id, owner_id: (
+        team_id in teams or (owner_id is not None and owner_id == user.pk)
+    )
+
+
 def _identity(
-    identity: m.NonHumanIdentity, *, now: dt.datetime, sources: dict[str, dict]
+    identity: m.NonHumanIdentity,
+    *,
+    now: dt.datetime,
+    sources: dict[str, dict],
+    visible: bool = True,
 ) -> dict[str, Any]:
+    """A bound identity. One the reader may not read (another team's) is counted with its
+    facts, not its name, owner or team: the card still says who must revoke it."""
+    owner = _person(identity.owner)
     return {
-        "id": identity.pk,
-        "name": identity.name,
-        "url": identity.get_absolute_url(),
+        "id": identity.pk if visible else None,
+        "name": identity.name if visible else HIDDEN_IDENTITY,
+        "url": identity.get_absolute_url() if visible else None,
+        "hidden": not visible,
         "kind": identity.kind,
         "kind_label": identity.get_kind_display(),
         "provider": identity.provider,
@@ -499,8 +537,8 @@ def _identity(
         "third_party": _third_party(identity.kind, identity.vendor),
         "status": identity.status,
         "status_label": identity.get_status_display(),
-        "owner": _person(identity.owner),
-        "team": _team(identity.team),
+        "owner": owner if visible or owner is None else HIDDEN_OWNER,
+        "team": _team(identity.team) if visible else None,
         "issued_at": _iso(identity.issued_at),
         "age_days": (now - identity.issued_at).days if identity.issued_at else None,
         "rotated_at": _iso(identity.rotated_at),
@@ -511,7 +549,9 @@ def _identity(
     }
 
 
-def _callers(deployment: m.Deployment, *, now: dt.datetime) -> tuple[list, bool]:
+def _callers(
+    deployment: m.Deployment, *, now: dt.datetime, readable: Any
+) -> tuple[list, bool]:
     """Callers of the last CALLER_DAYS days, unbound first, then by calls: one query."""
     since = now - dt.timedelta(days=CALLER_DAYS)
     bound_here = m.NonHumanIdentity.deployments.through.objects.filter(
@@ -527,6 +567,8 @@ def _callers(deployment: m.Deployment, *, now: dt.datetime) -> tuple[list, bool]
             "identity__kind",
             "identity__vendor",
             "identity__provider",
+            "identity__team_id",
+            "identity__owner_id",
         )
         .annotate(
             calls=Sum("calls"),
@@ -543,16 +585,20 @@ def _callers(deployment: m.Deployment, *, now: dt.datetime) -> tuple[list, bool]
     for row in rows[:CALLER_LIMIT]:
         identity = None
         if row["identity_id"]:
+            visible = readable(row["identity__team_id"], row["identity__owner_id"])
             identity = {
-                "id": row["identity_id"],
-                "name": row["identity__name"],
+                "id": row["identity_id"] if visible else None,
+                "name": row["identity__name"] if visible else HIDDEN_IDENTITY,
+                "hidden": not visible,
                 "kind": row["identity__kind"],
                 "vendor": row["identity__vendor"],
                 "provider": row["identity__provider"],
                 "third_party": _third_party(
                     row["identity__kind"], row["identity__vendor"]
                 ),
-                "url": reverse("inventory:identity_detail", args=[row["identity_id"]]),
+                "url": reverse("inventory:identity_detail", args=[row["identity_id"]])
+                if visible
+                else None,
             }
         callers.append(
             {
@@ -572,17 +618,14 @@ def _invoke(
     identities: list[dict[str, Any]], callers: list[dict[str, Any]], truncated: bool
 ) -> dict[str, Any]:
     third_party = [i for i in identities if i["third_party"]]
-    bound_ids = {i["id"] for i in identities}
     seen_ids = set()
     for caller in callers:
         ident = caller["identity"]
-        if (
-            ident
-            and ident["third_party"]
-            and ident["id"] not in bound_ids
-            and ident["id"] not in seen_ids
-        ):
-            seen_ids.add(ident["id"])
+        if ident and ident["third_party"] and not caller["bound"]:
+            key = ident["id"] or (ident["name"], ident["vendor"], ident["kind"])
+            if key in seen_ids:
+                continue
+            seen_ids.add(key)
             third_party.append({**ident, "bound": False, "seen_calling": True})
     unbound = [c for c in callers if not c["bound"]]
     gaps = []
@@ -748,7 +791,7 @@ def verdict(
             people.append(
                 MANUAL_REVOKE.format(
                     identity=identity["name"],
-                    who=f"its owner {_person_label(identity['owner'])}",
+                    who=_owner_phrase(identity["owner"]),
                 )
             )
     if not window["set"]:
@@ -800,7 +843,7 @@ def _withdraw(
         elif identity["owner"]:
             how = (
                 f"A person must revoke it at {identity['provider'] or 'its provider'}: "
-                f"its owner {_person_label(identity['owner'])}."
+                f"{_owner_phrase(identity['owner'])}."
             )
         else:
             how = "Nobody can: no connector revokes it and it has no owner."
@@ -864,12 +907,16 @@ def deployment_proof(
     With `user`, downstream deployments they may not read are counted, not named."""
     sources = _sources()
     changes, withdrawal = _changes(deployment, sources)
-    findings = _open_findings(Q(deployment_id=deployment.pk))
+    findings = _open_findings(Q(deployment_id=deployment.pk), user)
     bound = list(
         deployment.identities.select_related("owner", "team").order_by("name", "id")
     )
-    identities = [_identity(i, now=now, sources=sources) for i in bound]
-    callers, truncated = _callers(deployment, now=now)
+    readable = _reader(user)
+    identities = [
+        _identity(i, now=now, sources=sources, visible=readable(i.team_id, i.owner_id))
+        for i in bound
+    ]
+    callers, truncated = _callers(deployment, now=now, readable=readable)
     running = _running(deployment, sources=sources, changes=changes, findings=findings)
     invoke = _invoke(identities, callers, truncated)
     withdraw = _withdraw(
@@ -1008,15 +1055,22 @@ def model_proof(
     through = m.NonHumanIdentity.deployments.through.objects.filter(
         deployment_id__in=[d.pk for d in deployments]
     ).select_related("nonhumanidentity__owner", "nonhumanidentity__team")
+    readable = _reader(user)
     for row in through.order_by("nonhumanidentity__name", "nonhumanidentity_id"):
+        identity = row.nonhumanidentity
         bound[row.deployment_id].append(
-            _identity(row.nonhumanidentity, now=now, sources=sources)
+            _identity(
+                identity,
+                now=now,
+                sources=sources,
+                visible=readable(identity.team_id, identity.owner_id),
+            )
         )
     summaries = [
         _summary(d, now=now, identities=bound.get(d.pk, [])) for d in deployments
     ]
     findings = _open_findings(
-        Q(model_id=model.pk) | Q(deployment_id__in=[d.pk for d in deployments])
+        Q(model_id=model.pk) | Q(deployment_id__in=[d.pk for d in deployments]), user
     )
     baseline = model.baseline_version if model.baseline_version_id else None
     proof = {

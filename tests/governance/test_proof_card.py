@@ -517,3 +517,32 @@ def test_completeness_share_agrees_with_complete(
     in_sql = set(annotated.filter(proof.complete_q()).values_list("name", flat=True))
     assert {n for n, ok in expected.items() if ok} <= in_sql
     assert not ({n for n, ok in expected.items() if not ok} & in_sql)
+
+
+def test_an_owner_sees_another_teams_identities_counted_not_named(
+    team_a, team_b, owner
+):
+    deployment, mine = ready_deployment(team_a, owner=owner)
+    theirs = IdentityFactory(
+        name="zq-their-key",
+        team=team_b,
+        owner=UserFactory(username="zq-their-owner"),
+        deployments=[deployment],
+    )
+    caller = IdentityFactory(name="zq-their-caller", team=team_b, vendor="Zq Corp")
+    usage(deployment, hour=NOW - timedelta(hours=1), identity=caller, service="x")
+    as_owner = card(deployment, user=owner)
+    text = json.dumps(as_owner)
+    assert "zq-" not in text, "another team's identity or owner is named"
+    hidden = [i for i in as_owner["invoke"]["identities"] if i["hidden"]]
+    assert len(hidden) == 1 and hidden[0]["name"] == proof.HIDDEN_IDENTITY
+    assert hidden[0]["owner"]["hidden"] is True
+    # The verdict is the same for every reader: it reads every bound identity.
+    full = card(deployment)
+    assert full["withdraw"]["verdict"] == as_owner["withdraw"]["verdict"]
+    assert theirs.name in json.dumps(full) and caller.name in json.dumps(full)
+    assert {i["name"] for i in full["invoke"]["identities"]} == {mine.name, theirs.name}
+    model = proof.model_proof(
+        proof.model_queryset().get(pk=deployment.model_id), now=NOW, user=owner
+    )
+    assert "zq-" not in json.dumps(model)
