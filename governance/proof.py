@@ -4,7 +4,7 @@ how quickly it can be withdrawn, each answer with its sources and timestamps.
 `deployment_proof()` and `model_proof()` return one JSON-safe dict (datetimes as ISO 8601
 text, in UTC) that the page, the JSON download, the PDF and the API all render: nothing
 is computed twice, so the four cannot disagree. They cost a fixed number of queries
-whatever the data (the deployment card eight, the model card four): one aggregate per
+whatever the data (the deployment card seven, the model card five): one aggregate per
 section, prefetched or grouped, never a query per row.
 
 Definitions (also in the README, "The proof card"):
@@ -295,7 +295,6 @@ def proof_annotations(now: dt.datetime, *, calls: bool = True) -> dict[str, Any]
     facts = {
         "proof_has_identity": Exists(_bound(pk)),
         "proof_unbound_callers": Exists(_unbound_usage(pk, since)),
-        "proof_manual": Exists(_manual_identities(pk)),
         "proof_unrevocable": Exists(
             _manual_identities(pk).filter(nonhumanidentity__owner__isnull=True)
         ),
@@ -902,7 +901,7 @@ def deployment_queryset() -> QuerySet[m.Deployment]:
 def deployment_proof(
     deployment: m.Deployment, *, now: dt.datetime, user: User | None = None
 ) -> dict[str, Any]:
-    """The deployment's proof card (eight queries, given a row of `deployment_queryset`).
+    """The deployment's proof card (seven queries, given a row of `deployment_queryset`).
 
     With `user`, downstream deployments they may not read are counted, not named."""
     sources = _sources()

@@ -138,6 +138,17 @@ def grow(deployment, n: int, *, now=NOW) -> None:
             source=aws.source_label,
         )
         finding(deployment, kind=Finding.Kind.values[i % len(Finding.Kind.values)])
+        if i == 0:  # a withdrawal in the past: the card measures it
+            m.FieldChange.objects.create(
+                object_type="inventory.deployment",
+                object_id=deployment.pk,
+                field="status",
+                before="active",
+                after="withdrawn",
+                changed_at=now - timedelta(days=3),
+                actor_kind="person",
+                actor_label="rita",
+            )
         child = DeploymentFactory(model=deployment.model, team=team)
         m.Dependency.objects.create(upstream=previous, downstream=child)
         previous = child if i % 4 == 3 else previous  # depth n/4: within the bound

@@ -409,9 +409,11 @@ def test_deployment_card_queries_are_bounded(
     deployment, _ = ready_deployment(team_a)
     grow(deployment, size)
     row = proof.deployment_queryset().get(pk=deployment.pk)
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(7):
         result = proof.deployment_proof(row, now=NOW)
     assert len(result["invoke"]["identities"]) == size + 1
+    assert result["withdraw"]["last_withdrawal"]["by"]["label"] == "rita"
+    assert len(result["running"]["findings"]) == size
     assert len(result["withdraw"]["downstream"]["deployments"]) == size
 
 
