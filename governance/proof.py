@@ -32,7 +32,8 @@ Definitions (also in the README, "The proof card"):
 - `complete()`: the three answers are complete when the running version is known (the
   registry's version or the runtime's own label), at least one identity is bound and
   every caller of the last `CALLER_DAYS` days is bound, and the verdict is not "not
-  ready". `completeness_share()` is the same rule in SQL, for the dashboard.
+  ready". `completeness_share()` is the same rule in SQL, for the dashboard. A model's
+  card is complete when it has deployments and every one's card is.
 """
 
 from __future__ import annotations

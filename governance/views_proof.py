@@ -8,6 +8,7 @@ network. Who may read the deployment or model may read its card; anyone else get
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,16 @@ from django.views.decorators.http import require_GET
 from governance import proof
 from inventory import permissions
 
+log = logging.getLogger(__name__)
+
 PDF_BASE_URL = "https://runproof.invalid/"
 FORMATS = ("html", "json", "pdf")
 BAD_FORMAT = "Unknown format: choose html, json or pdf."
+PDF_UNAVAILABLE = (
+    "PDF rendering is not available on this server: WeasyPrint needs Debian's "
+    "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fonts-dejavu-core. "
+    "The JSON download (?format=json) has the same card."
+)
 PAGE_BASE = "base.html"
 PRINT_BASE = "governance/_proof_print.html"
 
@@ -70,6 +78,7 @@ class StaticOnlyFetcher:
 
 
 def render_pdf(html: str) -> tuple[bytes, StaticOnlyFetcher]:
+    """Raise OSError or ImportError when WeasyPrint or its system libraries are missing."""
     from weasyprint import HTML
 
     fetcher = StaticOnlyFetcher()
@@ -91,7 +100,11 @@ def _respond(
     if fmt == "pdf":
         context.update(base_template=PRINT_BASE, printing=True)
         html = render_to_string(template, context, request=request)
-        pdf, _ = render_pdf(html)
+        try:
+            pdf, _ = render_pdf(html)
+        except (ImportError, OSError):
+            log.exception("proof card PDF: WeasyPrint or its libraries are missing")
+            return HttpResponse(PDF_UNAVAILABLE, status=503, content_type="text/plain")
         response = HttpResponse(pdf, content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{filename}.pdf"'
         return response

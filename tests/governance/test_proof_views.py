@@ -169,6 +169,19 @@ def test_pdf_download_renders_the_same_template(client, owner, team_a):
     assert model_pdf.status_code == 200 and model_pdf.content.startswith(b"%PDF-")
 
 
+def test_pdf_without_its_libraries_is_a_clear_503(client, owner, team_a, monkeypatch):
+    deployment, _ = ready_deployment(team_a, owner=owner)
+    client.force_login(owner)
+
+    def missing(html):
+        raise OSError("cannot load library 'libpango-1.0-0'")
+
+    monkeypatch.setattr(views_proof, "render_pdf", missing)
+    response = client.get(url(deployment, format="pdf"))
+    assert response.status_code == 503
+    assert response.content.decode() == views_proof.PDF_UNAVAILABLE
+
+
 def test_pdf_fetches_static_files_only():
     html = (
         '<link rel="stylesheet" href="/static/css/proof_print.css">'
