@@ -293,3 +293,17 @@ def test_dashboard_loads_the_proof_headline(client, owner, team_a, team_b):
     listed = client.get(link)
     assert listed.status_code == 200
     assert len(listed.context["page"].rows) == 2  # the total it counts
+
+
+def test_ids_out_of_range_are_404_not_500(client, owner, team_a):
+    client.force_login(owner)
+    huge = "9" * 30
+    assert client.get(f"/governance/deployments/{huge}/proof/").status_code == 404
+    assert (
+        client.get(f"/governance/models/{huge}/proof/?format=json").status_code == 404
+    )
+    headers = _token(m.APIToken.Scope.READ)
+    assert (
+        client.get(f"/api/v1/deployments/{huge}/proof", headers=headers).status_code
+        == 404
+    )
