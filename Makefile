@@ -4,6 +4,7 @@
 #   make test           the whole suite on SQLite (browser tests included; services tests deselected)
 #   make test-services  the whole suite on PostgreSQL + Redis (services tests included),
 #                       on a test database created afresh (nothing an earlier run left)
+#   make pdf-libs       check the Debian packages the proof card's PDF needs (run and test do)
 #   make lint           ruff check, ruff format --check, import contracts, missing migrations
 #   make check-deploy   `check --deploy` with production settings
 #   make bench          the benchmark (see README, "Benchmark")
@@ -26,7 +27,15 @@ SERVICES_BROKER_URL ?= redis://127.0.0.1:6379/15
 MLFLOW_VENV := .venv-mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.requirements-mlflow.lock.installed
 
-.PHONY: venv mlflow-venv run test test-services lint check-deploy bench fuzz lock lock-mlflow
+.PHONY: venv mlflow-venv run test test-services lint check-deploy bench fuzz lock lock-mlflow pdf-libs
+
+# The proof card's PDF (WeasyPrint) needs Debian's Pango, HarfBuzz, Fontconfig and a font.
+PDF_PACKAGES := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libfontconfig1 fonts-dejavu-core
+PDF_LIBS_CHECK := import ctypes.util, os, sys; \
+	missing = [n for n in ("pango-1.0", "pangoft2-1.0", "harfbuzz", "fontconfig") if not ctypes.util.find_library(n)]; \
+	missing += [] if os.path.isdir("/usr/share/fonts/truetype/dejavu") else ["DejaVu fonts"]; \
+	sys.exit("The proof card PDF (WeasyPrint) needs " + ", ".join(missing) + \
+	". Install them: sudo apt-get install -y --no-install-recommends $(PDF_PACKAGES)" if missing else 0)
 
 venv: $(STAMP)
 
@@ -53,14 +62,17 @@ lock-mlflow:
 	$(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --no-emit-index-url \
 		--no-emit-find-links -o requirements-mlflow.lock /tmp/runproof-mlflow.in
 
-run: venv
+pdf-libs:
+	@$(PYTHON) -c '$(PDF_LIBS_CHECK)'
+
+run: venv pdf-libs
 	$(BIN)/python manage.py run_embedded $(RUN_ARGS)
 
 # SQLite whatever the shell exports, so `make test` means the same thing everywhere.
-test: venv mlflow-venv
+test: venv mlflow-venv pdf-libs
 	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/pytest $(PYTEST_ARGS)
 
-test-services: venv mlflow-venv
+test-services: venv mlflow-venv pdf-libs
 	DATABASE_URL="$${DATABASE_URL:-$(SERVICES_DATABASE_URL)}" \
 	CELERY_BROKER_URL="$${CELERY_BROKER_URL:-$(SERVICES_BROKER_URL)}" \
 	$(BIN)/pytest --create-db $(PYTEST_ARGS)

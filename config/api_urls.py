@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from governance import api_proof
 from inventory.api import views
 from sources.api import views as views_sources
 from sources.api import views_events
@@ -32,6 +33,15 @@ urlpatterns = [
             authentication_classes=[], permission_classes=[AllowAny]
         ),
         name="openapi",
+    ),
+    # The proof card (issue 10), before the router's deployments/models routes.
+    path(
+        "deployments/<int:pk>/proof",
+        api_proof.DeploymentProofView.as_view(),
+        name="deployment-proof",
+    ),
+    path(
+        "models/<int:pk>/proof", api_proof.ModelProofView.as_view(), name="model-proof"
     ),
     *router.urls,
     # With or without the slash: a POST that CommonMiddleware redirected would lose its body.

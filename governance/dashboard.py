@@ -319,6 +319,21 @@ def _table_rows(chart: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def proof_headline(share: dict[str, Any]) -> dict[str, Any]:
+    """The proof card's headline: n of total production deployments (and the share) whose
+    three answers are complete (governance.proof.complete), linking to them all."""
+    return {
+        "key": "proof_complete",
+        "label": "Production deployments with a complete proof",
+        **share,
+        "url": _url(
+            "inventory:deployment_list", environment="production", status="active"
+        ),
+        "help": "Running version known, every identity and recent caller known, and a "
+        "withdrawal plan that is not 'not ready' (see each deployment's proof card).",
+    }
+
+
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     counted_at = timezone.now()
@@ -331,3 +346,15 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "chart_data": chart_specs,
     }
     return render(request, "governance/dashboard.html", context)
+
+
+@require_GET
+def dashboard_proof_card(request: HttpRequest) -> HttpResponse:
+    """The proof headline, loaded by the dashboard after the page (hx-trigger="load"), so
+    its query stays off the page's own count."""
+    share = selectors.proof_completeness(user=request.user, now=timezone.now())
+    return render(
+        request,
+        "governance/_proof_headline.html",
+        {"proof_headline": proof_headline(share)},
+    )

@@ -334,3 +334,16 @@ def _figures(
         },
         "sources_attention": _sources_attention(),
     }
+
+
+# ---------------------------------------------------------------------------
+# The proof card's headline (issue 10): production deployments whose proof is complete
+# ---------------------------------------------------------------------------
+def proof_completeness(*, user: User, now: datetime | None = None) -> dict[str, Any]:
+    """(complete, total, percent) over the active production deployments the user may
+    read, in one query (`governance.proof.completeness_share`)."""
+    from governance import proof
+
+    complete, total = proof.completeness_share(user, now=now or timezone.now())
+    percent = round(100 * complete / total) if total else None
+    return {"complete": complete, "total": total, "percent": percent}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings
+from governance import dashboard, views, views_findings, views_proof
 
 app_name = "governance"
 urlpatterns = [
@@ -30,4 +30,16 @@ urlpatterns = [
     ),
     path("policy/", views.policy, name="policy"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
+    # The proof card (issue 10): the page; ?format=json and ?format=pdf download it.
+    path(
+        "deployments/<int:pk>/proof/",
+        views_proof.deployment_proof,
+        name="deployment_proof",
+    ),
+    path("models/<int:pk>/proof/", views_proof.aimodel_proof, name="aimodel_proof"),
+    path(
+        "dashboard/proof-card/",
+        dashboard.dashboard_proof_card,
+        name="dashboard_proof_card",
+    ),
 ]
