@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings
+from governance import views, views_findings, views_gate
 
 app_name = "governance"
 urlpatterns = [
@@ -30,4 +30,8 @@ urlpatterns = [
     ),
     path("policy/", views.policy, name="policy"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
+    path("gate/", views_gate.gate_decision_list, name="gate_decision_list"),
+    path(
+        "gate/<int:pk>/", views_gate.gate_decision_detail, name="gate_decision_detail"
+    ),
 ]
