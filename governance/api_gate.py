@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -16,13 +16,14 @@ from drf_spectacular.utils import (
     extend_schema_field,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import gate
 from inventory import models as m
-from inventory.api.parsers import StrictJSONParser
+from inventory.api.parsers import BODY_TOO_LARGE, StrictJSONParser
 from inventory.api.permissions import HasGateScope
 
 REF_INVALID = "A name (text) or an id (a positive integer)."
@@ -190,7 +191,13 @@ class GateView(APIView):
         "`gate` scope.",
     )
     def post(self, request: Request) -> Response:
-        data = GateRequestSerializer(data=request.data)
+        try:
+            body = request.data
+        except RequestDataTooBig:
+            # Django refuses the body before the parser sees it (a declared length over
+            # DATA_UPLOAD_MAX_MEMORY_SIZE): answer in JSON like every other bad body.
+            raise ParseError(BODY_TOO_LARGE) from None
+        data = GateRequestSerializer(data=body)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         decision = gate.gate_decide(
