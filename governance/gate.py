@@ -71,7 +71,9 @@ DECISIONS_NOT_ALLOWED = "Your role cannot read release gate decisions."
 
 # Reason messages.
 VERSION_UNKNOWN = "Version {version!r} of model {model!r} is not registered."
-VERSION_NOT_APPROVED = "Version {version!r} of model {model!r} is {state}, not approved."
+VERSION_NOT_APPROVED = (
+    "Version {version!r} of model {model!r} is {state}, not approved."
+)
 VERSION_DEPRECATED = "Version {version!r} of model {model!r} is deprecated."
 VERSION_RETIRED = "Version {version!r} of model {model!r} is retired."
 MODEL_RETIRED = "Model {model!r} is retired."
@@ -79,7 +81,9 @@ CRITICAL_FINDING = "Open critical finding #{id} on {subject}: {title}"
 ACCEPTED_RISK_EXPIRED = (
     "Finding #{id} on {subject}: the accepted risk expired at {until}: {title}"
 )
-MORE_FINDINGS = "More than {n} findings stop this release; the findings page lists them."
+MORE_FINDINGS = (
+    "More than {n} findings stop this release; the findings page lists them."
+)
 OUTSIDE_CHANGE_WINDOW = (
     "Outside the change window of deployment {deployment!r} ({window}); "
     "it next opens at {next}."
@@ -159,9 +163,7 @@ def _model(ref: int | str) -> m.AIModel:
     return found
 
 
-def _deployment(
-    request: GateRequest, model: m.AIModel
-) -> m.Deployment | None:
+def _deployment(request: GateRequest, model: m.AIModel) -> m.Deployment | None:
     ref = request.deployment
     live_first = (F("gone_at").asc(nulls_first=True), "-id")
     if isinstance(ref, int):
@@ -180,7 +182,11 @@ def _deployment(
             )
         if found.model_id != model.pk:
             raise ValidationError(
-                {"deployment": [DEPLOYMENT_OTHER_MODEL.format(id=ref, model=model.name)]}
+                {
+                    "deployment": [
+                        DEPLOYMENT_OTHER_MODEL.format(id=ref, model=model.name)
+                    ]
+                }
             )
         if found.environment != request.environment:
             raise ValidationError(
@@ -228,7 +234,9 @@ def _findings(
     if deployment is not None:
         on_target = Q(deployment_id=deployment.pk)
     else:
-        on_target = Q(deployment__model_id=model.pk, deployment__environment=environment)
+        on_target = Q(
+            deployment__model_id=model.pk, deployment__environment=environment
+        )
     on_target |= Q(subject_type=Finding.Subject.MODEL, model_id=model.pk)
     stopping = Q(severity=Finding.Severity.CRITICAL, status__in=HELD) | Q(
         status=Finding.Status.ACCEPTED, accepted_until__lt=now
@@ -320,10 +328,13 @@ def _version_reasons(target: Target, version_label: str) -> list[Reason]:
     if version is None:
         return [Reason("version_unknown", VERSION_UNKNOWN.format(**names))]
     if version.approval in (Approval.PENDING, Approval.REJECTED):
-        state = "pending approval" if version.approval == Approval.PENDING else "rejected"
+        state = (
+            "pending approval" if version.approval == Approval.PENDING else "rejected"
+        )
         return [
             Reason(
-                "version_not_approved", VERSION_NOT_APPROVED.format(state=state, **names)
+                "version_not_approved",
+                VERSION_NOT_APPROVED.format(state=state, **names),
             )
         ]
     if version.approval == Approval.DEPRECATED:
@@ -338,7 +349,10 @@ def _window_reasons(deployment: m.Deployment, now: dt.datetime) -> list[Reason]:
     if schedule is None:
         if deployment.environment == m.Deployment.Environment.PRODUCTION:
             return [
-                Reason("no_change_window", NO_CHANGE_WINDOW.format(deployment=deployment.name))
+                Reason(
+                    "no_change_window",
+                    NO_CHANGE_WINDOW.format(deployment=deployment.name),
+                )
             ]
         return []
     if schedule.contains(now):
@@ -361,12 +375,17 @@ def evaluate(target: Target, *, version_label: str, now: dt.datetime) -> list[Re
     """Every reason the release must not go ahead; none means allow."""
     reasons = _version_reasons(target, version_label)
     if target.model.lifecycle == m.AIModel.Lifecycle.RETIRED:
-        reasons.append(Reason("model_retired", MODEL_RETIRED.format(model=target.model.name)))
+        reasons.append(
+            Reason("model_retired", MODEL_RETIRED.format(model=target.model.name))
+        )
     deployment = target.deployment
     if deployment is not None:
         if deployment.status == DeploymentStatus.WITHDRAWN:
             reasons.append(
-                Reason("deployment_withdrawn", DEPLOYMENT_WITHDRAWN.format(deployment=deployment.name))
+                Reason(
+                    "deployment_withdrawn",
+                    DEPLOYMENT_WITHDRAWN.format(deployment=deployment.name),
+                )
             )
         elif deployment.status == DeploymentStatus.QUARANTINED:
             reasons.append(

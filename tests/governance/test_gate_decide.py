@@ -25,7 +25,12 @@ WEDNESDAY_NOON = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
 
 def ask(token, now=None, **inputs):
     request = gate.GateRequest(
-        **{"model": "fraud-scorer", "version": "4", "environment": "production", **inputs}
+        **{
+            "model": "fraud-scorer",
+            "version": "4",
+            "environment": "production",
+            **inputs,
+        }
     )
     return gate.gate_decide(request=request, token=token, now=now or timezone.now())
 
@@ -346,17 +351,18 @@ def test_deployment_of_another_model_or_environment(release, token):
     other = DeploymentFactory(model=AIModelFactory(name="other"))
     with pytest.raises(ValidationError) as exc:
         ask(token, deployment=other.pk)
-    assert "not a deployment of model 'fraud-scorer'" in exc.value.message_dict[
-        "deployment"
-    ][0]
+    assert (
+        "not a deployment of model 'fraud-scorer'"
+        in exc.value.message_dict["deployment"][0]
+    )
     staging = DeploymentFactory(
         model=release["model"], environment=m.Deployment.Environment.STAGING
     )
     with pytest.raises(ValidationError) as exc:
         ask(token, deployment=staging.pk)
-    assert "runs in staging, not in production" in exc.value.message_dict[
-        "deployment"
-    ][0]
+    assert (
+        "runs in staging, not in production" in exc.value.message_dict["deployment"][0]
+    )
     assert not GateDecision.objects.exists()
 
 

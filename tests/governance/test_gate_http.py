@@ -239,7 +239,9 @@ def test_403_wrong_scope(gate_url, release):
     ],
 )
 def test_400_malformed_bodies(gate_url, release, token, data, content_type, key, text):
-    response = post(gate_url, token[1], data=data, headers={"Content-Type": content_type})
+    response = post(
+        gate_url, token[1], data=data, headers={"Content-Type": content_type}
+    )
     assert response.status_code == 400, response.text
     answer = response.json()
     assert key in answer, answer
