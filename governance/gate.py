@@ -99,6 +99,18 @@ NO_CHANGE_WINDOW = (
 DEPLOYMENT_WITHDRAWN = "Deployment {deployment!r} is withdrawn."
 DEPLOYMENT_QUARANTINED = "Deployment {deployment!r} is quarantined."
 
+# The columns a decision reads: a few, so each lookup is cheap to build and to read.
+MODEL_FIELDS = ("id", "name", "lifecycle", "team_id")
+DEPLOYMENT_FIELDS = (
+    "id",
+    "name",
+    "model_id",
+    "environment",
+    "status",
+    "change_window",
+    "team_id",
+)
+
 Approval = m.ModelVersion.Approval
 DeploymentStatus = m.Deployment.Status
 HELD = (Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED)
@@ -147,17 +159,18 @@ class Target:
 # Resolve: the request's names to rows (a handful of indexed single-row reads)
 # ---------------------------------------------------------------------------
 def _model(ref: int | str) -> m.AIModel:
+    models = m.AIModel.objects.only(*MODEL_FIELDS)
     if isinstance(ref, int):
-        found = m.AIModel.objects.filter(pk=ref).first()
+        found = models.filter(pk=ref).first()
     else:
         # The registry's row wins over ones only observed (as deployment events choose).
         found = (
-            m.AIModel.objects.filter(name=ref)
+            models.filter(name=ref)
             .order_by(F("gone_at").asc(nulls_first=True), "-id")
             .first()
         )
         if found is None and ref.isdigit() and len(ref) < 19:
-            found = m.AIModel.objects.filter(pk=int(ref)).first()
+            found = models.filter(pk=int(ref)).first()
     if found is None:
         raise ValidationError({"model": [MODEL_UNKNOWN.format(model=ref)]})
     return found
@@ -166,8 +179,9 @@ def _model(ref: int | str) -> m.AIModel:
 def _deployment(request: GateRequest, model: m.AIModel) -> m.Deployment | None:
     ref = request.deployment
     live_first = (F("gone_at").asc(nulls_first=True), "-id")
+    deployments = m.Deployment.objects.only(*DEPLOYMENT_FIELDS)
     if isinstance(ref, int):
-        found = m.Deployment.objects.filter(pk=ref).first()
+        found = deployments.filter(pk=ref).first()
         if found is None:
             raise ValidationError(
                 {
@@ -201,7 +215,7 @@ def _deployment(request: GateRequest, model: m.AIModel) -> m.Deployment | None:
                 }
             )
         return found
-    same = m.Deployment.objects.filter(model=model, environment=request.environment)
+    same = deployments.filter(model=model, environment=request.environment)
     if isinstance(ref, str) and ref:
         found = same.filter(name=ref).order_by(*live_first).first()
         if found is None:
@@ -263,9 +277,11 @@ def resolve(request: GateRequest, *, now: dt.datetime | None = None) -> Target:
     deployment, does not exist or does not fit."""
     now = now or timezone.now()
     model = _model(request.model)
-    version = m.ModelVersion.objects.filter(
-        model=model, version=request.version
-    ).first()
+    version = (
+        m.ModelVersion.objects.only("id", "approval", "model_id")
+        .filter(model=model, version=request.version)
+        .first()
+    )
     deployment = _deployment(request, model)
     return Target(
         model=model,
