@@ -375,3 +375,13 @@ def test_a_handful_of_queries(release, token, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         decision = ask(token, deployment="fraud-scorer-prod")
     assert codes(decision) == ["critical_finding"] * 5
+
+
+def test_a_failed_audit_event_leaves_no_decision(release, token, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("audit down")
+
+    monkeypatch.setattr(gate.audit, "record", broken)
+    with pytest.raises(RuntimeError):
+        ask(token)
+    assert not GateDecision.objects.exists()
