@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from governance import api_proof
+from governance import api_gate, api_proof
 from inventory.api import views
 from sources.api import views as views_sources
 from sources.api import views_events
@@ -50,6 +50,7 @@ urlpatterns = [
         views_events.DeploymentEventView.as_view(),
         name="deployment-events",
     ),
+    re_path(r"^gate/?$", api_gate.GateView.as_view(), name="gate"),
     # Anything else under /api/v1/ answers in JSON too, never the site's HTML 404 page.
     re_path(r"^", views.not_found, name="not-found"),  # any rest, newlines included
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import dashboard, views, views_findings, views_proof
+from governance import dashboard, views, views_findings, views_gate, views_proof
 
 app_name = "governance"
 urlpatterns = [
@@ -41,5 +41,9 @@ urlpatterns = [
         "dashboard/proof-card/",
         dashboard.dashboard_proof_card,
         name="dashboard_proof_card",
+    ),
+    path("gate/", views_gate.gate_decision_list, name="gate_decision_list"),
+    path(
+        "gate/<int:pk>/", views_gate.gate_decision_detail, name="gate_decision_detail"
     ),
 ]

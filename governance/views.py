@@ -53,6 +53,7 @@ OBJECT_PAGES = {
     "inventory.nonhumanidentity": "inventory:identity_detail",
     "sources.datasource": "sources:source_detail",
     "inventory.datasource": "sources:source_detail",  # events written before the move
+    "governance.gatedecision": "governance:gate_decision_detail",
 }
 
 

@@ -34,3 +34,8 @@ class HasDeployScope(HasScope):
 class HasSourcesScope(HasScope):
     scope = APIToken.Scope.SOURCES
     message = "This token lacks the 'sources' scope."
+
+
+class HasGateScope(HasScope):
+    scope = APIToken.Scope.GATE
+    message = "This token lacks the 'gate' scope."

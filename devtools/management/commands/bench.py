@@ -35,7 +35,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
-from devtools import demo
+from devtools import bench_findings, demo
 from devtools.bench_urls import FLOOR_PATH
 from inventory import models as m
 from inventory import selectors, services, summary
@@ -167,6 +167,7 @@ class Command(BaseCommand):
         sources.add_argument("--mlflow-models", type=int, default=1_000)
         sources.add_argument("--mlflow-versions", type=int, default=10_000)
         sources.add_argument("--k8s-objects", type=int, default=50_000)
+        bench_findings.add_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["sources"]:
@@ -184,6 +185,19 @@ class Command(BaseCommand):
         users = {
             u.username: u for u in get_user_model().objects.filter(username__in=ROLES)
         }
+        # Issue 10: usage for the detectors, then detection before the pages read findings.
+        findings_rows = []
+        if not options["no_findings"]:
+            findings_rows.append(
+                bench_findings.seed_usage(
+                    deployments=options["usage_deployments"],
+                    days=options["usage_days"],
+                    out=self.stdout.write,
+                )
+            )
+            findings_rows += bench_findings.bench_detection(
+                repeats=min(options["requests"], 20), out=self.stdout.write
+            )
         token, raw = services.api_token_issue(
             actor=None, actor_label="bench", name="bench", scopes=["read"], days=1
         )
@@ -194,10 +208,21 @@ class Command(BaseCommand):
             ):
                 self._load_before = _load()
                 results = self._run_all(users, raw, options["requests"])
+                floor = [r.p95 for r in results if r.case.path == FLOOR_PATH and r.p95]
+                if not options["no_findings"]:
+                    findings_rows.append(
+                        bench_findings.bench_gate(
+                            requests=options["requests"],
+                            floor_p95=min(floor, default=None),
+                            out=self.stdout.write,
+                        )
+                    )
                 self._load_after = _load()
         finally:
             services.api_token_revoke(actor=None, token=token, actor_label="bench")
         self._report(results, options["requests"])
+        findings_rows += bench_findings.page_rows(results, min(floor, default=None))
+        bench_findings.report(findings_rows, self.stdout.write)
 
     # -- data --------------------------------------------------------------------
     def _bench_sources(self, options: dict[str, Any]) -> None:
@@ -312,6 +337,7 @@ class Command(BaseCommand):
         for page, name in SOURCE_LISTS:
             for role in ROLES:
                 cases.append(self._named(page, role, name))
+        cases += bench_findings.page_cases(self._named, Case, ROLES)
         cases.append(
             self._literal("API GET /api/v1/deployments/", "token:read", API_DEPLOYMENTS)
         )

@@ -1,0 +1,489 @@
+"""The CI/CD release gate: may this model version go to this environment now?
+
+`POST /api/v1/gate` (governance.api_gate) hands a validated `GateRequest` to
+`gate_decide`, which resolves the target (`resolve`: the model, its version, the target
+deployment), decides (`evaluate`: a plain function of the rows it is given, every reason
+that holds) and records the decision and its audit event in one transaction.
+
+A deny carries every reason, each with a stable code a pipeline can match on:
+
+- ``version_unknown``: no such version of the model is registered.
+- ``version_not_approved``: the version is pending approval or rejected.
+- ``version_deprecated``, ``version_retired``: the committee deprecated or retired it.
+- ``model_retired``: the model itself is retired.
+- ``critical_finding``: an unresolved finding of severity critical (open or acknowledged)
+  on the target: the deployment, or, when none is named, the model's deployments in that
+  environment, and the model itself. A risk the committee accepted (until its expiry) and
+  a false positive do not stop a release: that is what accepting a risk means.
+- ``accepted_risk_expired``: a finding whose risk was accepted until a time now past (the
+  detection engine reopens it on its next run; the gate does not wait for that).
+- ``outside_change_window``: the target deployment's machine-readable change window
+  (inventory.change_window) is closed now.
+- ``no_change_window``: the target deployment is in production and has no
+  machine-readable change window, so no one can say a change is allowed now. Outside
+  production a missing window is no reason: staging and development change at will.
+- ``deployment_withdrawn``, ``deployment_quarantined``: the target deployment was taken
+  out of service.
+
+With no deployment named and no existing deployment at the endpoint, the release is a new
+deployment: it has no status or change window yet, so only the model, version and finding
+reasons apply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+import audit
+from governance.models import Finding, GateDecision
+from inventory import change_window, permissions
+from inventory import models as m
+from inventory.roles import Role
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    User = AbstractBaseUser | AnonymousUser
+
+ALLOW = "allow"
+DENY = "deny"
+ACTION_ALLOW = "gatedecision.allow"
+ACTION_DENY = "gatedecision.deny"
+# Findings named one by one in a decision; more than that are counted in one last reason.
+MAX_FINDING_REASONS = 20
+
+# Input errors (400): the request names something that is not there.
+MODEL_UNKNOWN = "No model {model!r} is registered (give its name or id)."
+DEPLOYMENT_UNKNOWN = "No deployment {deployment!r} of model {model!r} in {environment}."
+DEPLOYMENT_OTHER_MODEL = "Deployment #{id} is not a deployment of model {model!r}."
+DEPLOYMENT_OTHER_ENVIRONMENT = (
+    "Deployment #{id} runs in {actual}, not in {environment}."
+)
+DECISIONS_NOT_ALLOWED = "Your role cannot read release gate decisions."
+
+# Reason messages.
+VERSION_UNKNOWN = "Version {version!r} of model {model!r} is not registered."
+VERSION_NOT_APPROVED = (
+    "Version {version!r} of model {model!r} is {state}, not approved."
+)
+VERSION_DEPRECATED = "Version {version!r} of model {model!r} is deprecated."
+VERSION_RETIRED = "Version {version!r} of model {model!r} is retired."
+MODEL_RETIRED = "Model {model!r} is retired."
+CRITICAL_FINDING = "Open critical finding #{id} on {subject}: {title}"
+ACCEPTED_RISK_EXPIRED = (
+    "Finding #{id} on {subject}: the accepted risk expired at {until}: {title}"
+)
+MORE_FINDINGS = (
+    "More than {n} findings stop this release; the findings page lists them."
+)
+OUTSIDE_CHANGE_WINDOW = (
+    "Outside the change window of deployment {deployment!r} ({window}); "
+    "it next opens at {next}."
+)
+OUTSIDE_CHANGE_WINDOW_NEVER = (
+    "Outside the change window of deployment {deployment!r} ({window}), which does not "
+    "open within a week."
+)
+NO_CHANGE_WINDOW = (
+    "Production deployment {deployment!r} has no machine-readable change window "
+    '(e.g. "Tue 02:00-04:00 UTC"), so no change can be shown to be allowed now.'
+)
+DEPLOYMENT_WITHDRAWN = "Deployment {deployment!r} is withdrawn."
+DEPLOYMENT_QUARANTINED = "Deployment {deployment!r} is quarantined."
+
+# The columns a decision reads: a few, so each lookup is cheap to build and to read.
+MODEL_FIELDS = ("id", "name", "lifecycle", "team_id")
+DEPLOYMENT_FIELDS = (
+    "id",
+    "name",
+    "model_id",
+    "environment",
+    "status",
+    "change_window",
+    "team_id",
+)
+
+Approval = m.ModelVersion.Approval
+DeploymentStatus = m.Deployment.Status
+HELD = (Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED)
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """What a pipeline asks, as the API validated it."""
+
+    model: int | str
+    version: str
+    environment: str
+    deployment: int | str | None = None
+    endpoint: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: v for k, v in data.items() if v not in (None, "")}
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: str
+    message: str
+    finding_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.finding_id is not None:
+            data["finding_id"] = self.finding_id
+        return data
+
+
+@dataclass(frozen=True)
+class Target:
+    """The rows a decision reads: resolved once, then judged by `evaluate`."""
+
+    model: m.AIModel
+    version: m.ModelVersion | None
+    environment: str
+    deployment: m.Deployment | None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# Resolve: the request's names to rows (a handful of indexed single-row reads)
+# ---------------------------------------------------------------------------
+def _model(ref: int | str) -> m.AIModel:
+    models = m.AIModel.objects.only(*MODEL_FIELDS)
+    if isinstance(ref, int):
+        found = models.filter(pk=ref).first()
+    else:
+        # The registry's row wins over ones only observed (as deployment events choose).
+        found = (
+            models.filter(name=ref)
+            .order_by(F("gone_at").asc(nulls_first=True), "-id")
+            .first()
+        )
+        if found is None and ref.isdigit() and len(ref) < 19:
+            found = models.filter(pk=int(ref)).first()
+    if found is None:
+        raise ValidationError({"model": [MODEL_UNKNOWN.format(model=ref)]})
+    return found
+
+
+def _deployment(request: GateRequest, model: m.AIModel) -> m.Deployment | None:
+    ref = request.deployment
+    live_first = (F("gone_at").asc(nulls_first=True), "-id")
+    deployments = m.Deployment.objects.only(*DEPLOYMENT_FIELDS)
+    if isinstance(ref, int):
+        found = deployments.filter(pk=ref).first()
+        if found is None:
+            raise ValidationError(
+                {
+                    "deployment": [
+                        DEPLOYMENT_UNKNOWN.format(
+                            deployment=ref,
+                            model=model.name,
+                            environment=request.environment,
+                        )
+                    ]
+                }
+            )
+        if found.model_id != model.pk:
+            raise ValidationError(
+                {
+                    "deployment": [
+                        DEPLOYMENT_OTHER_MODEL.format(id=ref, model=model.name)
+                    ]
+                }
+            )
+        if found.environment != request.environment:
+            raise ValidationError(
+                {
+                    "deployment": [
+                        DEPLOYMENT_OTHER_ENVIRONMENT.format(
+                            id=ref,
+                            actual=found.environment,
+                            environment=request.environment,
+                        )
+                    ]
+                }
+            )
+        return found
+    same = deployments.filter(model=model, environment=request.environment)
+    if isinstance(ref, str) and ref:
+        found = same.filter(name=ref).order_by(*live_first).first()
+        if found is None:
+            raise ValidationError(
+                {
+                    "deployment": [
+                        DEPLOYMENT_UNKNOWN.format(
+                            deployment=ref,
+                            model=model.name,
+                            environment=request.environment,
+                        )
+                    ]
+                }
+            )
+        return found
+    if request.endpoint:
+        # An endpoint nothing answers at yet is a new deployment: no target row.
+        return same.filter(endpoint=request.endpoint).order_by(*live_first).first()
+    return None
+
+
+def _findings(
+    model: m.AIModel,
+    environment: str,
+    deployment: m.Deployment | None,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """The findings that stop a release of the target, in one query, at most
+    MAX_FINDING_REASONS + 1 of them (the last one only says there are more)."""
+    if deployment is not None:
+        on_target = Q(deployment_id=deployment.pk)
+    else:
+        on_target = Q(
+            deployment__model_id=model.pk, deployment__environment=environment
+        )
+    on_target |= Q(subject_type=Finding.Subject.MODEL, model_id=model.pk)
+    stopping = Q(severity=Finding.Severity.CRITICAL, status__in=HELD) | Q(
+        status=Finding.Status.ACCEPTED, accepted_until__lt=now
+    )
+    return list(
+        Finding.objects.filter(on_target & stopping)
+        .order_by("-severity", "id")
+        .values(
+            "id",
+            "kind",
+            "title",
+            "status",
+            "severity",
+            "accepted_until",
+            "subject_type",
+            "deployment__name",
+            "model__name",
+        )[: MAX_FINDING_REASONS + 1]
+    )
+
+
+def resolve(request: GateRequest, *, now: dt.datetime | None = None) -> Target:
+    """The rows the request names; ValidationError (a 400) when the model, or a named
+    deployment, does not exist or does not fit."""
+    now = now or timezone.now()
+    model = _model(request.model)
+    version = (
+        m.ModelVersion.objects.only("id", "approval", "model_id")
+        .filter(model=model, version=request.version)
+        .first()
+    )
+    deployment = _deployment(request, model)
+    return Target(
+        model=model,
+        version=version,
+        environment=request.environment,
+        deployment=deployment,
+        findings=_findings(model, request.environment, deployment, now),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Evaluate: the decision, a plain function of the target and the time
+# ---------------------------------------------------------------------------
+def _finding_subject(row: dict[str, Any]) -> str:
+    if row["subject_type"] == Finding.Subject.MODEL:
+        return f"model {row['model__name']!r}"
+    if row["deployment__name"]:
+        return f"deployment {row['deployment__name']!r}"
+    return row["subject_type"]
+
+
+def _finding_reasons(rows: list[dict[str, Any]]) -> list[Reason]:
+    reasons = []
+    for row in rows[:MAX_FINDING_REASONS]:
+        subject = _finding_subject(row)
+        if row["status"] == Finding.Status.ACCEPTED:
+            until = row["accepted_until"].astimezone(dt.UTC)
+            reasons.append(
+                Reason(
+                    "accepted_risk_expired",
+                    ACCEPTED_RISK_EXPIRED.format(
+                        id=row["id"],
+                        subject=subject,
+                        until=until.strftime("%Y-%m-%d %H:%M UTC"),
+                        title=row["title"],
+                    ),
+                    row["id"],
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    "critical_finding",
+                    CRITICAL_FINDING.format(
+                        id=row["id"], subject=subject, title=row["title"]
+                    ),
+                    row["id"],
+                )
+            )
+    if len(rows) > MAX_FINDING_REASONS:
+        reasons.append(
+            Reason("more_findings", MORE_FINDINGS.format(n=MAX_FINDING_REASONS))
+        )
+    return reasons
+
+
+def _version_reasons(target: Target, version_label: str) -> list[Reason]:
+    names = {"model": target.model.name, "version": version_label}
+    version = target.version
+    if version is None:
+        return [Reason("version_unknown", VERSION_UNKNOWN.format(**names))]
+    if version.approval in (Approval.PENDING, Approval.REJECTED):
+        state = (
+            "pending approval" if version.approval == Approval.PENDING else "rejected"
+        )
+        return [
+            Reason(
+                "version_not_approved",
+                VERSION_NOT_APPROVED.format(state=state, **names),
+            )
+        ]
+    if version.approval == Approval.DEPRECATED:
+        return [Reason("version_deprecated", VERSION_DEPRECATED.format(**names))]
+    if version.approval == Approval.RETIRED:
+        return [Reason("version_retired", VERSION_RETIRED.format(**names))]
+    return []
+
+
+def _window_reasons(deployment: m.Deployment, now: dt.datetime) -> list[Reason]:
+    schedule = change_window.parse_or_none(deployment.change_window)
+    if schedule is None:
+        if deployment.environment == m.Deployment.Environment.PRODUCTION:
+            return [
+                Reason(
+                    "no_change_window",
+                    NO_CHANGE_WINDOW.format(deployment=deployment.name),
+                )
+            ]
+        return []
+    if schedule.contains(now):
+        return []
+    opening = schedule.next_opening(now)
+    if opening is None:
+        message = OUTSIDE_CHANGE_WINDOW_NEVER.format(
+            deployment=deployment.name, window=schedule.describe()
+        )
+    else:
+        message = OUTSIDE_CHANGE_WINDOW.format(
+            deployment=deployment.name,
+            window=schedule.describe(),
+            next=opening.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+    return [Reason("outside_change_window", message)]
+
+
+def evaluate(target: Target, *, version_label: str, now: dt.datetime) -> list[Reason]:
+    """Every reason the release must not go ahead; none means allow."""
+    reasons = _version_reasons(target, version_label)
+    if target.model.lifecycle == m.AIModel.Lifecycle.RETIRED:
+        reasons.append(
+            Reason("model_retired", MODEL_RETIRED.format(model=target.model.name))
+        )
+    deployment = target.deployment
+    if deployment is not None:
+        if deployment.status == DeploymentStatus.WITHDRAWN:
+            reasons.append(
+                Reason(
+                    "deployment_withdrawn",
+                    DEPLOYMENT_WITHDRAWN.format(deployment=deployment.name),
+                )
+            )
+        elif deployment.status == DeploymentStatus.QUARANTINED:
+            reasons.append(
+                Reason(
+                    "deployment_quarantined",
+                    DEPLOYMENT_QUARANTINED.format(deployment=deployment.name),
+                )
+            )
+        reasons.extend(_window_reasons(deployment, now))
+    reasons.extend(_finding_reasons(target.findings))
+    return reasons
+
+
+# ---------------------------------------------------------------------------
+# Decide and record (the service the API calls)
+# ---------------------------------------------------------------------------
+def gate_decide(
+    *, request: GateRequest, token: m.APIToken, now: dt.datetime | None = None
+) -> GateDecision:
+    """Resolve, evaluate, and record the decision with its audit event, in one transaction.
+
+    Raises ValidationError (nothing recorded) when the request names no such model or a
+    deployment that is not the model's in that environment.
+    """
+    now = now or timezone.now()
+    target = resolve(request, now=now)
+    reasons = evaluate(target, version_label=request.version, now=now)
+    allowed = not reasons
+    with transaction.atomic():
+        decision = GateDecision.objects.create(
+            created_at=now,
+            actor_label=f"token:{token.prefix}",
+            inputs=request.as_dict(),
+            model=target.model,
+            version=request.version,
+            environment=request.environment,
+            deployment=target.deployment,
+            allowed=allowed,
+            reasons=[r.as_dict() for r in reasons],
+        )
+        audit.record(
+            actor=token,
+            action=ACTION_ALLOW if allowed else ACTION_DENY,
+            target=decision,
+            after={
+                "decision": ALLOW if allowed else DENY,
+                "inputs": decision.inputs,
+                "model_id": target.model.pk,
+                "version_id": target.version.pk if target.version else None,
+                "deployment_id": target.deployment.pk if target.deployment else None,
+                "reasons": decision.reasons,
+            },
+            team_id=(target.deployment.team_id if target.deployment else None)
+            or target.model.team_id,
+        )
+    return decision
+
+
+# ---------------------------------------------------------------------------
+# Selectors: who reads which decisions
+# ---------------------------------------------------------------------------
+def decision_list(*, user: User) -> QuerySet[GateDecision]:
+    """Decisions the user may read: all for the committee, compliance, auditors and
+    administrators; for a model owner, the decisions about their teams' or own models and
+    deployments. Anyone else is refused (403)."""
+    rows = GateDecision.objects.select_related("model", "deployment")
+    if permissions.reads_all(user):
+        return rows
+    if permissions.has_role(user, Role.OWNER):
+        teams = permissions.team_ids(user)
+        return rows.filter(
+            Q(model__team_id__in=teams)
+            | Q(model__owner_id=user.pk)
+            | Q(deployment__team_id__in=teams)
+            | Q(deployment__owner_id=user.pk)
+        )
+    raise PermissionDenied(DECISIONS_NOT_ALLOWED)
+
+
+def decision_get_for_user(*, user: User, pk: int) -> GateDecision:
+    """One decision, or 404 whether it is missing or outside the user's scope."""
+    try:
+        return decision_list(user=user).get(pk=pk)
+    except GateDecision.DoesNotExist as exc:
+        raise Http404 from exc
