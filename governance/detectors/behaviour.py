@@ -59,6 +59,9 @@ BOUND_KEYS = (*NUMERIC_BOUNDS, ALLOWED_CALLERS)
 WORST_HOURS = 10
 FACT_CALLERS = 50
 UNKNOWN_CALLER = "(no service name)"
+# A usage row's `hour` is the start of its hour: it is in a window while any of the hour
+# is (it ends after the window starts).
+HOUR = timedelta(hours=1)
 
 
 def bounds_window_hours() -> int:
@@ -183,7 +186,7 @@ class OutOfBounds:
         if not bounds:
             return
         usage = im.UsageHour.objects.filter(
-            deployment_id__in=list(bounds), hour__gte=since, hour__lte=now
+            deployment_id__in=list(bounds), hour__gt=since - HOUR, hour__lte=now
         ).order_by()
         hours = (
             usage.values("deployment_id", "hour")
@@ -362,7 +365,10 @@ class ThirdPartyExposure:
         named = im.NonHumanIdentity.objects.filter(third_party_q()).values("name")
         calls = (
             im.UsageHour.objects.filter(
-                deployment_id__in=dep_ids, hour__gte=since, hour__lte=now, calls__gt=0
+                deployment_id__in=dep_ids,
+                hour__gt=since - HOUR,
+                hour__lte=now,
+                calls__gt=0,
             )
             .filter(
                 (Q(identity__isnull=False) & third_party_q("identity__"))
