@@ -376,3 +376,19 @@ def test_a_full_run_of_both_kinds_does_not_grow_with_deployments(
     with django_assert_max_num_queries(few):
         detection.run(kinds=kinds, now=NOW, notify=False)
     assert Finding.objects.filter(kind__in=kinds).count() == 46
+
+
+def test_a_change_to_an_identity_rescans_the_deployments_it_is_bound_to():
+    d, other = tiered(1), tiered(1)
+    nhi = IdentityFactory(deployments=[d])
+    IdentityFactory(deployments=[other])
+    im.NonHumanIdentity.objects.filter(pk=nhi.pk).update(vendor="Anthropic")
+    im.NonHumanIdentity.objects.exclude(pk=nhi.pk).update(vendor="Acme")
+    scope = detection.scope_for_changes([("inventory.nonhumanidentity", nhi.pk)])
+    assert scope["deployment"] == {d.pk}
+    detection.run(kinds=[K.THIRD_PARTY_EXPOSURE], scope=scope, now=NOW)
+    assert list(
+        Finding.objects.filter(kind=K.THIRD_PARTY_EXPOSURE).values_list(
+            "subject_id", flat=True
+        )
+    ) == [d.pk]
