@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, F, Model, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import IsNull
 from django.utils import timezone
@@ -231,18 +231,24 @@ WITHDRAWN = "withdrawn"
 def identity_orphaned_q() -> Q:
     """Active, and nothing left to serve: it belongs to a retired model, or every
     deployment it is bound to is withdrawn or of a retired model, or it is bound to
-    nothing at all (no deployment and no model). The orphaned-identity finding's rule."""
+    nothing at all (no deployment and no model). The orphaned-identity finding's rule.
+
+    Bindings are probed per row by scalar subqueries (the first live binding, the first
+    binding), not EXISTS, for the reason `identity_bound_to_retired_model_q` gives: inside
+    an OR, PostgreSQL hashes the whole binding table first.
+    """
     from inventory.models import NonHumanIdentity  # models.py imports this module
 
-    through = NonHumanIdentity.deployments.through.objects.filter(
+    bindings = NonHumanIdentity.deployments.through.objects.filter(
         nonhumanidentity_id=OuterRef("pk")
     )
-    live = through.exclude(deployment__status=WITHDRAWN).exclude(
+    live = bindings.exclude(deployment__status=WITHDRAWN).exclude(
         deployment__model__lifecycle=RETIRED
     )
+    no_live = IsNull(Subquery(live.values("pk")[:1]), True)
+    bound = IsNull(Subquery(bindings.values("pk")[:1]), False)
     return ACTIVE_IDENTITY & (
-        Q(model__lifecycle=RETIRED)
-        | (~Exists(live) & (Exists(through) | Q(model__isnull=True)))
+        Q(model__lifecycle=RETIRED) | (no_live & (bound | Q(model__isnull=True)))
     )
 
 

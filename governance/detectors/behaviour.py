@@ -25,13 +25,15 @@ maximum, not a histogram, and adding one is allowed only if the OTLP receiver st
 from __future__ import annotations
 
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
+from functools import reduce
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import F, Max, Min, Q, Sum
 
 from governance.detection import Condition
 from governance.detectors.deployments import condition, deployments_in
@@ -125,6 +127,38 @@ def hour_breaches(
     return out
 
 
+# Slack on the database's pre-filter, so that float rounding there never drops an hour
+# the exact check in Python would count.
+SLACK = 1 - 1e-9
+
+
+def _could_breach(bounds: dict[int, dict[str, Any]]) -> Q:
+    """A HAVING condition on the hourly groups that keeps every hour that may break a
+    bound: over the loosest-but-present bound of each key among the chunk's deployments
+    (the least of them), or of a deployment with an allow-list (checked per caller). The
+    exact check per deployment is `hour_breaches`; this only spares it the quiet hours."""
+    least: dict[str, float] = {}
+    for b in bounds.values():
+        for key in NUMERIC_BOUNDS:
+            if key in b:
+                least[key] = min(least.get(key, b[key]), b[key])
+    # Only the grouped columns and the aggregates: any other column would join the
+    # GROUP BY.
+    terms = []
+    if MAX_ERROR_RATE in least:
+        terms.append(Q(errors__gt=F("calls") * (least[MAX_ERROR_RATE] * SLACK)))
+    if MAX_MEAN_LATENCY_MS in least:
+        terms.append(Q(total__gt=F("calls") * (least[MAX_MEAN_LATENCY_MS] * SLACK)))
+    if MAX_LATENCY_MS in least:
+        terms.append(Q(peak__gt=least[MAX_LATENCY_MS] * SLACK))
+    if MAX_CALLS_PER_HOUR in least:
+        terms.append(Q(calls__gt=least[MAX_CALLS_PER_HOUR] * SLACK))
+    listed = [pk for pk, b in bounds.items() if ALLOWED_CALLERS in b]
+    if listed:
+        terms.append(Q(deployment_id__in=listed))
+    return reduce(operator.or_, terms)
+
+
 def _badness(breaches: list[dict[str, Any]], calls: int) -> tuple[int, float]:
     """How far an hour is out of bounds, to pick the worst: the number of bounds broken,
     then the largest ratio of value to bound."""
@@ -196,6 +230,7 @@ class OutOfBounds:
                 total=Sum("duration_ms_total"),
                 peak=Max("duration_ms_max"),
             )
+            .filter(_could_breach(bounds))
             .order_by("deployment_id", "hour")
         )
         # Callers off the allow-list, per deployment and hour (only for deployments that
@@ -362,7 +397,9 @@ class ThirdPartyExposure:
             exposure[row["deployment_id"]][identity["id"]] = {"bound": True}
 
         since = now - timedelta(days=seen_days())
-        named = im.NonHumanIdentity.objects.filter(third_party_q()).values("name")
+        # Calls grouped by deployment and caller: those naming a third-party identity,
+        # and those naming none (their service name is looked up below). Not a subquery
+        # of every third-party name: PostgreSQL would hash them all for each chunk.
         calls = (
             im.UsageHour.objects.filter(
                 deployment_id__in=dep_ids,
@@ -371,8 +408,8 @@ class ThirdPartyExposure:
                 calls__gt=0,
             )
             .filter(
-                (Q(identity__isnull=False) & third_party_q("identity__"))
-                | Q(identity__isnull=True, caller_service__in=named)
+                Q(identity__isnull=True)
+                | (Q(identity__isnull=False) & third_party_q("identity__"))
             )
             .order_by()
             .values("deployment_id", "identity_id", "caller_service")
@@ -381,26 +418,28 @@ class ThirdPartyExposure:
         seen = list(calls)
         if seen:
             wanted_ids = {r["identity_id"] for r in seen if r["identity_id"]}
-            wanted_names = {r["caller_service"] for r in seen if not r["identity_id"]}
+            wanted_names = {
+                r["caller_service"]
+                for r in seen
+                if not r["identity_id"] and r["caller_service"]
+            }
             by_name: dict[str, list[int]] = defaultdict(list)
             for identity in (
-                im.NonHumanIdentity.objects.filter(
-                    Q(pk__in=wanted_ids) | (Q(name__in=wanted_names) & third_party_q())
-                )
+                im.NonHumanIdentity.objects.filter(third_party_q())
+                .filter(Q(pk__in=wanted_ids) | Q(name__in=wanted_names))
                 .order_by("pk")
                 .values(*fields)
             ):
                 identities.setdefault(identity["id"], identity)
-                if identity["name"] in wanted_names and _why_third_party(
-                    identity, providers
-                ):
+                if identity["name"] in wanted_names:
                     by_name[identity["name"]].append(identity["id"])
             for r in seen:
-                matched = (
-                    [r["identity_id"]]
-                    if r["identity_id"]
-                    else by_name.get(r["caller_service"], [])
-                )
+                if r["identity_id"]:
+                    matched = (
+                        [r["identity_id"]] if r["identity_id"] in identities else []
+                    )
+                else:
+                    matched = by_name.get(r["caller_service"], [])
                 for identity_id in matched:
                     how = exposure[r["deployment_id"]].setdefault(identity_id, {})
                     how["calls"] = how.get("calls", 0) + r["n"]

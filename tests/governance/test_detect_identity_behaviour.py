@@ -392,3 +392,23 @@ def test_a_change_to_an_identity_rescans_the_deployments_it_is_bound_to():
             "subject_id", flat=True
         )
     ) == [d.pk]
+
+
+def test_each_deployment_is_held_to_its_own_bounds_in_one_scan():
+    tight = bounded({"max_error_rate": 0.01, "max_latency_ms": 100})
+    loose = bounded({"max_error_rate": 0.5, "max_calls_per_hour": 1000})
+    at_bound = bounded({"max_error_rate": 0.05})
+    hour = HOUR0 - hours(1)
+    usage(tight, hour, calls=100, errors=2, peak=50)  # 2 % > 1 %
+    usage(loose, hour, calls=100, errors=20, peak=5000)  # 20 % < 50 %, no latency bound
+    usage(loose, hour - hours(1), calls=100, errors=51)  # 51 % > 50 %
+    usage(at_bound, hour, calls=100, errors=5)  # exactly 5 %: within
+    run(K.OUT_OF_BOUNDS)
+    found = {
+        f.subject_id: f.evidence for f in Finding.objects.filter(kind=K.OUT_OF_BOUNDS)
+    }
+    assert set(found) == {tight.pk, loose.pk}
+    assert found[tight.pk]["facts"]["breached"] == ["max_error_rate"]
+    assert [r["at"] for r in found[loose.pk]["records"][1:]] == [
+        (hour - hours(1)).isoformat()
+    ]
