@@ -412,3 +412,24 @@ def test_each_deployment_is_held_to_its_own_bounds_in_one_scan():
     assert [r["at"] for r in found[loose.pk]["records"][1:]] == [
         (hour - hours(1)).isoformat()
     ]
+
+
+def test_a_false_positive_holds_as_hours_pass_until_another_bound_breaks():
+    d = bounded({"max_error_rate": 0.05, "max_latency_ms": 1000})
+    usage(d, HOUR0 - hours(1), calls=10, errors=5)
+    run(K.OUT_OF_BOUNDS)
+    f = the(K.OUT_OF_BOUNDS, d)
+    Finding.objects.filter(pk=f.pk).update(
+        status="false_positive", suppressed_key=f.evidence_key
+    )
+    # Hours later, another hour breaks the same bound: the facts carry no clock, so the
+    # false positive holds.
+    usage(d, HOUR0 + hours(4), calls=10, errors=6)
+    run(K.OUT_OF_BOUNDS, NOW + hours(5))
+    f.refresh_from_db()
+    assert f.status == "false_positive"
+    # A bound it did not break before: the condition is another one, it opens again.
+    usage(d, HOUR0 + hours(5), calls=10, peak=3000)
+    run(K.OUT_OF_BOUNDS, NOW + hours(6))
+    f.refresh_from_db()
+    assert f.status == "open"

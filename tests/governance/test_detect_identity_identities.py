@@ -426,3 +426,20 @@ def test_a_full_run_of_every_identity_kind_does_not_grow_with_identities(
     assert Finding.objects.filter(subject_type="identity").count() == 23 * len(
         IDENTITY_KINDS
     )
+
+
+def test_a_false_positive_on_a_stale_credential_holds_as_days_pass():
+    nhi = healthy(issued_at=NOW - days(200), rotated_at=None)
+    run(K.STALE_CREDENTIAL)
+    f = finding(K.STALE_CREDENTIAL, nhi)
+    Finding.objects.filter(pk=f.pk).update(
+        status="false_positive", suppressed_key=f.evidence_key
+    )
+    run(K.STALE_CREDENTIAL, NOW + days(30))
+    f.refresh_from_db()
+    assert f.status == "false_positive"
+    # Rotated once, still long ago: other facts, it opens again.
+    update(nhi, rotated_at=NOW - days(150))
+    run(K.STALE_CREDENTIAL, NOW + days(30))
+    f.refresh_from_db()
+    assert f.status == "open"
