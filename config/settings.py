@@ -406,6 +406,23 @@ OTLP_MAX_INFLATED_BYTES = env.int(
 )
 
 # ---------------------------------------------------------------------------
+# Behaviour findings (governance.detectors.behaviour)
+# ---------------------------------------------------------------------------
+# Out of bounds judges each hour of usage within this many hours before the run.
+FINDINGS_BOUNDS_WINDOW_HOURS = env.int(
+    "RUNPROOF_FINDINGS_BOUNDS_WINDOW_HOURS", default=24
+)
+# Third-party exposure counts calls by a third-party identity within this many days.
+FINDINGS_THIRD_PARTY_SEEN_DAYS = env.int(
+    "RUNPROOF_FINDINGS_THIRD_PARTY_SEEN_DAYS", default=30
+)
+# Identity providers that are third parties themselves (their keys are external).
+FINDINGS_EXTERNAL_PROVIDERS = env.list(
+    "RUNPROOF_FINDINGS_EXTERNAL_PROVIDERS",
+    default=["external", "openai", "anthropic", "cohere", "mistral", "huggingface"],
+)
+
+# ---------------------------------------------------------------------------
 # REST API
 # ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -473,8 +473,16 @@ def scope_for_changes(changes: Iterable[tuple[str, int]]) -> dict[str, set[int]]
                 "pk", flat=True
             )
         )
+    through = im.NonHumanIdentity.deployments.through
+    if identities:
+        # A credential's change (vendor, kind, status, bindings) moves the third-party
+        # exposure of the deployments it is bound to.
+        deployments.update(
+            through.objects.filter(nonhumanidentity_id__in=identities).values_list(
+                "deployment_id", flat=True
+            )
+        )
     if deployments:
-        through = im.NonHumanIdentity.deployments.through
         identities.update(
             through.objects.filter(deployment_id__in=deployments).values_list(
                 "nonhumanidentity_id", flat=True

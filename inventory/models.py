@@ -219,7 +219,9 @@ class ModelVersion(TimeStamped, Sourced):
     approved_bounds = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Approved behaviour bounds, e.g. {"max_error_rate": 0.02, "max_p95_latency_ms": 800}.',
+        help_text="Approved behaviour bounds, judged per hour (out-of-bounds findings): "
+        'e.g. {"max_error_rate": 0.02, "max_mean_latency_ms": 250, "max_latency_ms": '
+        '2000, "max_calls_per_hour": 50000, "allowed_callers": ["checkout"]}.',
     )
     # What the registry says of it, as last synced (empty for versions typed in).
     run_id = models.CharField(max_length=200, blank=True)

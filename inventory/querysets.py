@@ -1,6 +1,6 @@
 """The inventory's rules, written once: what counts as drift, unregistered, ownerless,
-silent, unrotated, unused (alias stale), expired and bound to a retired model; and the
-free-text search every list's `q` runs (`search_q`).
+silent, unrotated, unused (alias stale), expired, bound to a retired model and orphaned;
+and the free-text search every list's `q` runs (`search_q`).
 
 Every list filter, dashboard count, API filter and CSV uses these, so a headline always
 equals the list it links to. Each rule is a `Q` (for conditional counts, as the dashboard
@@ -225,6 +225,33 @@ def identity_bound_to_retired_model_q() -> Q:
     )
 
 
+WITHDRAWN = "withdrawn"
+
+
+def identity_orphaned_q() -> Q:
+    """Active, and nothing left to serve: it belongs to a retired model, or every
+    deployment it is bound to is withdrawn or of a retired model, or it is bound to
+    nothing at all (no deployment and no model). The orphaned-identity finding's rule.
+
+    Bindings are probed per row by scalar subqueries (the first live binding, the first
+    binding), not EXISTS, for the reason `identity_bound_to_retired_model_q` gives: inside
+    an OR, PostgreSQL hashes the whole binding table first.
+    """
+    from inventory.models import NonHumanIdentity  # models.py imports this module
+
+    bindings = NonHumanIdentity.deployments.through.objects.filter(
+        nonhumanidentity_id=OuterRef("pk")
+    )
+    live = bindings.exclude(deployment__status=WITHDRAWN).exclude(
+        deployment__model__lifecycle=RETIRED
+    )
+    no_live = IsNull(Subquery(live.values("pk")[:1]), True)
+    bound = IsNull(Subquery(bindings.values("pk")[:1]), False)
+    return ACTIVE_IDENTITY & (
+        Q(model__lifecycle=RETIRED) | (no_live & (bound | Q(model__isnull=True)))
+    )
+
+
 class IdentityQuerySet(QuerySet):
     def ownerless(self) -> IdentityQuerySet:
         return self.filter(ownerless_q())
@@ -244,6 +271,9 @@ class IdentityQuerySet(QuerySet):
 
     def bound_to_retired_model(self) -> IdentityQuerySet:
         return self.filter(identity_bound_to_retired_model_q())
+
+    def orphaned(self) -> IdentityQuerySet:
+        return self.filter(identity_orphaned_q())
 
     def silent(self, policy: Policy) -> IdentityQuerySet:
         return self.filter(identity_silent_q(policy))

@@ -6,6 +6,6 @@ engine runs them.
 
 from __future__ import annotations
 
-from governance.detectors import deployments
+from governance.detectors import behaviour, deployments, identities
 
-DETECTORS = [*deployments.DETECTORS]
+DETECTORS = [*deployments.DETECTORS, *identities.DETECTORS, *behaviour.DETECTORS]

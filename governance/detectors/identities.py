@@ -1,0 +1,349 @@
+"""Detectors whose subject is a non-human identity: orphaned, stale (not rotated), expired
+but still active, unused, and missing owner.
+
+Each rule is the inventory's own (`inventory.querysets`: `identity_orphaned_q`,
+`identity_unrotated_q`, `identity_expired_q`, `identity_unused_q`, `ownerless_q`), with
+the numbers of the `Policy` row, so an identity list filtered by a rule and its findings
+agree. A scan reads a chunk of identities in one query (its tier annotated), and at most
+one more for the orphans' bindings: the number of queries does not grow with the chunk.
+
+An identity's tier is the riskiest (lowest) `risk_tier` of the deployments bound to it,
+4 when it is bound to none; its team and owner are its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from governance.detection import Condition
+from governance.models import Finding
+from inventory import models as im
+from inventory import querysets as rules
+from inventory.selectors import policy_current
+
+Kind = Finding.Kind
+IDENTITY = Finding.Subject.IDENTITY
+BINDING = im.NonHumanIdentity.deployments.through
+
+# The most deployments an orphan's facts list (the count is always given).
+FACT_DEPLOYMENTS = 50
+
+# Why an identity is orphaned (`facts["reasons"]`).
+RETIRED_MODEL = "retired_model"
+DEPLOYMENTS_GONE = "deployments_retired_or_withdrawn"
+BOUND_TO_NOTHING = "bound_to_nothing"
+
+# An identity as a scan reads it: `rows_of`' plain rows (the model's column names).
+Identity = SimpleNamespace
+
+IDENTITY_FIELDS = (
+    "pk",
+    "name",
+    "kind",
+    "provider",
+    "status",
+    "model_id",
+    "team_id",
+    "owner_id",
+    "source",
+    "issued_at",
+    "rotated_at",
+    "last_used_at",
+    "expires_at",
+    "created_at",
+)
+
+
+def _tier_subquery() -> Coalesce:
+    """The riskiest tier of the identity's bound deployments (4 when none): a scalar
+    subquery per row, answered by the binding table's identity index."""
+    riskiest = (
+        BINDING.objects.filter(nonhumanidentity_id=OuterRef("pk"))
+        .order_by("deployment__risk_tier")
+        .values("deployment__risk_tier")[:1]
+    )
+    return Coalesce(Subquery(riskiest), Value(4))
+
+
+def identities_in(
+    ids: Collection[int] | None, id_range: tuple[int, int] | None
+) -> QuerySet[im.NonHumanIdentity]:
+    """The identities a scan looks at (a change scope's ids or a chunk of a full run),
+    each with `bound_tier` annotated."""
+    qs = im.NonHumanIdentity.objects.all()
+    if ids is not None:
+        qs = qs.filter(pk__in=list(ids))
+    elif id_range is not None:
+        qs = qs.filter(pk__gte=id_range[0], pk__lt=id_range[1])
+    return qs.order_by("pk").annotate(bound_tier=_tier_subquery())
+
+
+def rows_of(
+    qs: QuerySet[im.NonHumanIdentity], *extra: str
+) -> Iterator[SimpleNamespace]:
+    """The scan's columns of each identity, as attributes (`i.name`, `i.bound_tier`):
+    plain rows, not model instances, which cost several times more to build."""
+    for row in qs.values(*IDENTITY_FIELDS, "bound_tier", *extra).iterator(
+        chunk_size=2000
+    ):
+        yield SimpleNamespace(**row)
+
+
+def _at(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _record(i: Identity, what: str, at: datetime | None) -> dict[str, Any]:
+    return {"source": i.source, "what": what, "at": _at(at)}
+
+
+def credential_records(i: Identity) -> list[dict[str, Any]]:
+    """The identity's credential times, those it has."""
+    records = []
+    for what, at in (
+        ("issued", i.issued_at),
+        ("rotated", i.rotated_at),
+        ("last used", i.last_used_at),
+        ("expires", i.expires_at),
+    ):
+        if at is not None:
+            records.append(_record(i, what, at))
+    return records
+
+
+def condition(kind: str, i: Identity, title: str, facts: dict, **extra) -> Condition:
+    """A condition on identity `i` (its model, team, owner and tier filled in); `i` comes
+    from `identities_in` (for `bound_tier`)."""
+    return Condition(
+        kind=kind,
+        subject_type=IDENTITY,
+        subject_id=i.pk,
+        title=title,
+        facts=facts,
+        identity_id=i.pk,
+        model_id=i.model_id,
+        team_id=i.team_id,
+        owner_id=i.owner_id,
+        tier=getattr(i, "bound_tier", None) or 4,
+        source=i.source,
+        **extra,
+    )
+
+
+class IdentityRule:
+    """A detector for one `inventory.querysets` rule over identities: subclasses give the
+    rule (`matching`) and each match's title and facts."""
+
+    kind: str
+    subject_type = IDENTITY
+    uses_policy = True  # False: the rule reads no policy number (skip its query)
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        raise NotImplementedError
+
+    def title(self, i: Identity, policy: im.Policy) -> str:
+        raise NotImplementedError
+
+    def facts(self, i: Identity, policy: im.Policy) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def records(self, i: Identity) -> list[dict[str, Any]]:
+        return credential_records(i)
+
+    def scan(
+        self,
+        *,
+        now: datetime,
+        ids: Collection[int] | None,
+        id_range: tuple[int, int] | None,
+    ) -> Iterator[Condition]:
+        policy = policy_current() if self.uses_policy else im.Policy()
+        rows = identities_in(ids, id_range).filter(self.matching(policy, now))
+        for i in rows_of(rows):
+            yield condition(
+                self.kind,
+                i,
+                self.title(i, policy),
+                self.facts(i, policy),
+                records=self.records(i),
+            )
+
+
+class StaleCredential(IdentityRule):
+    """Active and not rotated (never rotated: issued) within the policy's days."""
+
+    kind = Kind.STALE_CREDENTIAL
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        return rules.identity_unrotated_q(policy, now)
+
+    def title(self, i: Identity, policy: im.Policy) -> str:
+        return f"{i.name} not rotated in {policy.unrotated_after_days} days"
+
+    def facts(self, i: Identity, policy: im.Policy) -> dict[str, Any]:
+        return {
+            "ever_rotated": i.rotated_at is not None,
+            "unrotated_after_days": policy.unrotated_after_days,
+        }
+
+
+class ExpiredActive(IdentityRule):
+    """Past its expiry and still active."""
+
+    kind = Kind.EXPIRED_ACTIVE
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        return rules.identity_expired_q(now)
+
+    def title(self, i: Identity, policy: im.Policy) -> str:
+        return f"{i.name} expired on {i.expires_at:%Y-%m-%d} but is still active"
+
+    def facts(self, i: Identity, policy: im.Policy) -> dict[str, Any]:
+        # The expiry is the identity's own datum, not a clock: it moves only if the
+        # provider reports another.
+        return {"expires_at": _at(i.expires_at), "status": i.status}
+
+
+class UnusedCredential(IdentityRule):
+    """Active and not used (never used: issued) within the policy's days."""
+
+    kind = Kind.UNUSED_CREDENTIAL
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        return rules.identity_unused_q(policy, now)
+
+    def title(self, i: Identity, policy: im.Policy) -> str:
+        if i.last_used_at is None:
+            return f"{i.name} never used since it was issued"
+        return f"{i.name} not used in {policy.unused_after_days} days"
+
+    def facts(self, i: Identity, policy: im.Policy) -> dict[str, Any]:
+        return {
+            "ever_used": i.last_used_at is not None,
+            "unused_after_days": policy.unused_after_days,
+        }
+
+
+class IdentityMissingOwner(IdentityRule):
+    """An active identity with no accountable person (the deployments' missing-owner
+    kind, on identities)."""
+
+    kind = Kind.MISSING_OWNER
+    uses_policy = False
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        return rules.ACTIVE_IDENTITY & rules.ownerless_q()
+
+    def title(self, i: Identity, policy: im.Policy) -> str:
+        return f"{i.name} has no accountable owner"
+
+    def facts(self, i: Identity, policy: im.Policy) -> dict[str, Any]:
+        return {"owner": None, "team_id": i.team_id}
+
+    def records(self, i: Identity) -> list[dict[str, Any]]:
+        return [_record(i, "created", i.created_at), *credential_records(i)]
+
+
+class OrphanedIdentity:
+    """An active credential with nothing left to serve (`identity_orphaned_q`): it belongs
+    to a retired model, or all its bound deployments are withdrawn or of a retired model,
+    or it is bound to nothing. Facts say which, and list the bindings."""
+
+    kind = Kind.ORPHANED_IDENTITY
+    subject_type = IDENTITY
+
+    def scan(
+        self,
+        *,
+        now: datetime,
+        ids: Collection[int] | None,
+        id_range: tuple[int, int] | None,
+    ) -> Iterator[Condition]:
+        orphans = list(
+            rows_of(
+                identities_in(ids, id_range)
+                .filter(rules.identity_orphaned_q())
+                .annotate(model_lifecycle=Coalesce("model__lifecycle", Value(""))),
+                "model_lifecycle",
+            )
+        )
+        if not orphans:
+            return
+        bindings: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in (
+            BINDING.objects.filter(nonhumanidentity_id__in=[i.pk for i in orphans])
+            .order_by("nonhumanidentity_id", "deployment_id")
+            .values(
+                "nonhumanidentity_id",
+                "deployment_id",
+                "deployment__name",
+                "deployment__status",
+                "deployment__model__lifecycle",
+            )
+        ):
+            bindings[row["nonhumanidentity_id"]].append(row)
+        for i in orphans:
+            bound = bindings.get(i.pk, [])
+            reasons = []
+            if i.model_lifecycle == rules.RETIRED:
+                reasons.append(RETIRED_MODEL)
+            if bound:
+                # The rule holds, so no binding is live unless the model is retired.
+                if all(
+                    b["deployment__status"] == im.Deployment.Status.WITHDRAWN
+                    or b["deployment__model__lifecycle"] == rules.RETIRED
+                    for b in bound
+                ):
+                    reasons.append(DEPLOYMENTS_GONE)
+            elif i.model_id is None:
+                reasons.append(BOUND_TO_NOTHING)
+            facts = {
+                "reasons": reasons,
+                "model_id": i.model_id,
+                "model_lifecycle": i.model_lifecycle or None,
+                "deployment_count": len(bound),
+                "deployments": [
+                    {
+                        "id": b["deployment_id"],
+                        "status": b["deployment__status"],
+                        "model_lifecycle": b["deployment__model__lifecycle"],
+                    }
+                    for b in bound[:FACT_DEPLOYMENTS]
+                ],
+            }
+            yield condition(
+                self.kind,
+                i,
+                _orphan_title(i, reasons, bound),
+                facts,
+                records=credential_records(i),
+            )
+
+
+def _orphan_title(i: Identity, reasons: list[str], bound: list[dict[str, Any]]) -> str:
+    if BOUND_TO_NOTHING in reasons:
+        return f"{i.name} is active but bound to nothing"
+    if DEPLOYMENTS_GONE in reasons:
+        if len(bound) == 1:
+            return f"{i.name} is active but its only deployment is retired or withdrawn"
+        return (
+            f"{i.name} is active but all its {len(bound)} deployments are retired "
+            "or withdrawn"
+        )
+    return f"{i.name} is active but its model is retired"
+
+
+DETECTORS = [
+    OrphanedIdentity(),
+    StaleCredential(),
+    ExpiredActive(),
+    UnusedCredential(),
+    IdentityMissingOwner(),
+]
