@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings
+from governance import views, views_findings, views_pipelines, views_timeline
 
 app_name = "governance"
 urlpatterns = [
@@ -30,4 +30,17 @@ urlpatterns = [
     ),
     path("policy/", views.policy, name="policy"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
+    path(
+        "timeline/<str:subject>/<int:pk>/", views_timeline.timeline, name="timeline"
+    ),
+    path(
+        "pipelines/deployment/<int:pk>/",
+        views_pipelines.pipeline_deployment,
+        name="pipeline_deployment",
+    ),
+    path(
+        "pipelines/system/<int:pk>/",
+        views_pipelines.pipeline_system,
+        name="pipeline_system",
+    ),
 ]
