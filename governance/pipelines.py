@@ -215,8 +215,10 @@ def _build(
 
 
 def pipeline_for_deployment(
-    *, user: Any, pk: Any, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES
+    *, user: Any, pk: Any, max_depth: int | None = None, max_nodes: int | None = None
 ) -> Pipeline:
+    max_depth = max_depth or MAX_DEPTH
+    max_nodes = max_nodes or MAX_NODES
     root = permissions.get_for_user(m.Deployment.objects.all(), user, pk)
     edges = _edges_q(user)
     seen = {root.pk}
@@ -226,9 +228,15 @@ def pipeline_for_deployment(
     for _ in range(max_depth):
         if not (up_frontier or down_frontier):
             break
-        rows = edges.filter(
-            Q(upstream_id__in=down_frontier) | Q(downstream_id__in=up_frontier)
-        ).values_list("upstream_id", "downstream_id", "kind")[: max_nodes * 4]
+        limit = max_nodes * 4
+        rows = list(
+            edges.filter(
+                Q(upstream_id__in=down_frontier) | Q(downstream_id__in=up_frontier)
+            )
+            .order_by("id")
+            .values_list("upstream_id", "downstream_id", "kind")[:limit]
+        )
+        truncated |= len(rows) == limit
         next_up: set[int] = set()
         next_down: set[int] = set()
         for up, down, kind in rows:
@@ -262,8 +270,9 @@ def pipeline_for_deployment(
 
 
 def pipeline_for_system(
-    *, user: Any, pk: Any, max_nodes: int = MAX_NODES
+    *, user: Any, pk: Any, max_nodes: int | None = None
 ) -> Pipeline:
+    max_nodes = max_nodes or MAX_NODES
     system = permissions.get_for_user(m.System.objects.all(), user, pk)
     members = list(
         _readable(user)
@@ -280,6 +289,7 @@ def pipeline_for_system(
         .order_by("id")
         .values_list("upstream_id", "downstream_id", "kind")[: max_nodes * 4]
     )
+    truncated |= len(rows) == max_nodes * 4
     ids = set(inside)
     kept = []
     for up, down, kind in rows:

@@ -280,7 +280,9 @@ def _names(
         (wanted[history.IDENTITY], m.NonHumanIdentity, "name", identities),
     ):
         if ids:
-            target.update(model.objects.filter(id__in=ids).values_list("id", column))
+            target.update(
+                model.objects.filter(id__in=ids).order_by().values_list("id", column)
+            )
     return versions, deployments, identities
 
 

@@ -117,3 +117,51 @@ def build_incident(*, team, risk, name="fraud-prod", calls_days: int = 3) -> Inc
     )
     deployment.refresh_from_db()
     return Incident(model, v3, v4, deployment, identity, changed_at)
+
+
+@dataclass
+class Graph:
+    system: m.System
+    nodes: list[m.Deployment]
+    unapproved: m.Deployment
+    drifting: m.Deployment
+    withdrawn: m.Deployment
+
+
+def build_pipeline(*, team, n: int = 50, width: int = 5) -> Graph:
+    """A system of n deployments in layers of `width`, each feeding the next layer's
+    same-position and next-position nodes; one runs an unapproved version, one drifts from
+    its baseline, one is withdrawn; the rest run their approved baseline."""
+    from tests.factories import SystemFactory
+
+    system = SystemFactory(name="claims-pipeline", team=team)
+    model = AIModelFactory(name="claims-model", team=team)
+    approved = ModelVersionFactory(model=model, version="7", approval="approved")
+    newer = ModelVersionFactory(model=model, version="8", approval="approved")
+    pending = ModelVersionFactory(model=model, version="9", approval="pending")
+    m.AIModel.objects.filter(pk=model.pk).update(baseline_version=approved)
+    nodes = [
+        DeploymentFactory(
+            name=f"step-{i:02d}",
+            model=model,
+            team=team,
+            system=system,
+            observed_version=approved,
+        )
+        for i in range(n)
+    ]
+    unapproved, drifting, withdrawn = nodes[n // 7], nodes[2 * n // 5], nodes[3 * n // 4]
+    m.Deployment.objects.filter(pk=unapproved.pk).update(observed_version=pending)
+    m.Deployment.objects.filter(pk=drifting.pk).update(observed_version=newer)
+    m.Deployment.objects.filter(pk=withdrawn.pk).update(status="withdrawn")
+    edges = []
+    for i, d in enumerate(nodes):
+        for j in (i + width, i + width + 1):
+            if j < n and (j % width) >= (i % width):
+                edges.append(
+                    m.Dependency(upstream=d, downstream=nodes[j], kind="pipeline")
+                )
+    m.Dependency.objects.bulk_create(edges)
+    for d in (unapproved, drifting, withdrawn):
+        d.refresh_from_db()
+    return Graph(system, nodes, unapproved, drifting, withdrawn)
