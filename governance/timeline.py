@@ -21,9 +21,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from governance.models import FindingEvent
-from inventory import history
+from inventory import history, permissions
 from inventory import models as m
-from inventory import permissions
 
 ROW_CAP = 2_000
 CALLER_CAP = 50
@@ -247,8 +246,9 @@ def _field_changes(
     if not q:
         return [], False
     rows = list(
-        m.FieldChange.objects.filter(q, changed_at__gte=since, changed_at__lt=until)
-        .order_by("-changed_at", "-id")[: ROW_CAP + 1]
+        m.FieldChange.objects.filter(
+            q, changed_at__gte=since, changed_at__lt=until
+        ).order_by("-changed_at", "-id")[: ROW_CAP + 1]
     )
     return rows[:ROW_CAP], len(rows) > ROW_CAP
 
@@ -378,9 +378,7 @@ def _credential_facts(
 
         def add(at: Any, what: str, r=r, link=link) -> None:
             if at is not None and since <= at < until:
-                events.append(
-                    Event(at, CREDENTIAL, what, r["source"], link, r["name"])
-                )
+                events.append(Event(at, CREDENTIAL, what, r["source"], link, r["name"]))
 
         add(r["issued_at"], f"{r['name']} issued")
         add(r["created_at"], f"{r['name']} first recorded in Runproof")
@@ -432,11 +430,13 @@ def _audit_events(
     elif REGISTRY not in kinds:
         objects &= ~Q(action__in=LIFECYCLE_ACTIONS)
     rows = list(
-        AuditEvent.objects.filter(objects, occurred_at__gte=since, occurred_at__lt=until)
+        AuditEvent.objects.filter(
+            objects, occurred_at__gte=since, occurred_at__lt=until
+        )
         .order_by("-occurred_at", "-seq")
-        .only(
-            "seq", "occurred_at", "actor_label", "action", "object_repr", "after"
-        )[: ROW_CAP + 1]
+        .only("seq", "occurred_at", "actor_label", "action", "object_repr", "after")[
+            : ROW_CAP + 1
+        ]
     )
     events = []
     for e in rows[:ROW_CAP]:
@@ -619,7 +619,9 @@ def chart_data(timeline: Timeline) -> dict[str, Any]:
 
 
 def export_rows(timeline: Timeline) -> list[list[Any]]:
-    return [[e.at, e.kind, e.what, e.source, e.subject, e.link] for e in timeline.events]
+    return [
+        [e.at, e.kind, e.what, e.source, e.subject, e.link] for e in timeline.events
+    ]
 
 
 EXPORT_HEADER = ["time", "kind", "what", "source", "subject", "link"]

@@ -30,9 +30,7 @@ urlpatterns = [
     ),
     path("policy/", views.policy, name="policy"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
-    path(
-        "timeline/<str:subject>/<int:pk>/", views_timeline.timeline, name="timeline"
-    ),
+    path("timeline/<str:subject>/<int:pk>/", views_timeline.timeline, name="timeline"),
     path(
         "pipelines/deployment/<int:pk>/",
         views_pipelines.pipeline_deployment,

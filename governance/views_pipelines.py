@@ -11,7 +11,9 @@ from django.views.decorators.http import require_GET
 from governance import pipelines
 
 
-def _render(request: HttpRequest, pipeline: pipelines.Pipeline, kind: str) -> HttpResponse:
+def _render(
+    request: HttpRequest, pipeline: pipelines.Pipeline, kind: str
+) -> HttpResponse:
     return render(
         request,
         "governance/pipeline.html",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,6 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
-from urllib.parse import urlencode
 
 from governance import timeline as tl
 from inventory.csv_export import csv_stream

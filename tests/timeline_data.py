@@ -150,7 +150,11 @@ def build_pipeline(*, team, n: int = 50, width: int = 5) -> Graph:
         )
         for i in range(n)
     ]
-    unapproved, drifting, withdrawn = nodes[n // 7], nodes[2 * n // 5], nodes[3 * n // 4]
+    unapproved, drifting, withdrawn = (
+        nodes[n // 7],
+        nodes[2 * n // 5],
+        nodes[3 * n // 4],
+    )
     m.Deployment.objects.filter(pk=unapproved.pk).update(observed_version=pending)
     m.Deployment.objects.filter(pk=drifting.pk).update(observed_version=newer)
     m.Deployment.objects.filter(pk=withdrawn.pk).update(status="withdrawn")

@@ -17,7 +17,9 @@ def test_timeline_answers_since_when_v4_and_who_called_it(sign_in, risk, team_a)
     page = sign_in(risk)
     page.goto(incident.deployment.get_absolute_url())
     page.get_by_test_id("timeline-link").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Timeline of fraud-prod")
+    expect(page.get_by_role("heading", level=1)).to_contain_text(
+        "Timeline of fraud-prod"
+    )
     # plotly drew the chart: its SVG with bars and event markers.
     chart = page.get_by_test_id("timeline-chart")
     expect(chart.locator(".main-svg").first).to_be_visible()
@@ -60,7 +62,9 @@ def test_timeline_kind_filter_and_bad_dates(sign_in, risk, team_a, page_problems
     )
 
 
-def test_pipeline_of_fifty_draws_the_graph_and_flags_the_risky(sign_in, risk, team_a, page_problems):
+def test_pipeline_of_fifty_draws_the_graph_and_flags_the_risky(
+    sign_in, risk, team_a, page_problems
+):
     graph = build_pipeline(team=team_a, n=50)
     page = sign_in(risk)
     page.goto(graph.system.get_absolute_url())
@@ -72,15 +76,19 @@ def test_pipeline_of_fifty_draws_the_graph_and_flags_the_risky(sign_in, risk, te
     assert box["width"] > 600 and box["height"] > 500
     # The layered layout runs left to right: a later layer sits to the right.
     xs = page.evaluate(
-        "() => [window.runproofPipeline.$id('d%d').position('x'), window.runproofPipeline.$id('d%d').position('x')]"
-        % (graph.nodes[0].pk, graph.nodes[45].pk)
+        "ids => ids.map(id => window.runproofPipeline.$id(id).position('x'))",
+        [f"d{graph.nodes[0].pk}", f"d{graph.nodes[45].pk}"],
     )
     assert xs[1] > xs[0]
     row = page.locator(f'[data-testid="node-row"][data-node="{graph.unapproved.pk}"]')
     expect(row).to_have_attribute("data-state", "bad")
     expect(row.get_by_test_id("node-flag")).to_have_text("At risk")
     expect(row).to_have_class("pipeline-bad")
-    drifting = page.locator(f'[data-testid="node-row"][data-node="{graph.drifting.pk}"]')
+    drifting = page.locator(
+        f'[data-testid="node-row"][data-node="{graph.drifting.pk}"]'
+    )
     expect(drifting).to_have_attribute("data-state", "warn")
-    expect(page.locator('[data-testid="edge-row"][data-state="bad"]').first).to_be_attached()
+    expect(
+        page.locator('[data-testid="edge-row"][data-state="bad"]').first
+    ).to_be_attached()
     expect(page.get_by_test_id("node-flag")).to_have_count(3)

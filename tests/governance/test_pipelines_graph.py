@@ -83,7 +83,9 @@ def test_node_facts(login, risk, team_a):
 
 def test_highlights_unapproved_drifting_and_withdrawn(login, risk, team_a):
     g = build_pipeline(team=team_a, n=30)
-    response = login(risk).get(reverse("governance:pipeline_system", args=[g.system.pk]))
+    response = login(risk).get(
+        reverse("governance:pipeline_system", args=[g.system.pk])
+    )
     p = response.context["pipeline"]
     states = {n.name: n.state for n in p.nodes}
     assert states[g.unapproved.name] == "bad"
@@ -153,7 +155,9 @@ def test_node_count_is_bounded(login, risk, team_a, monkeypatch):
     ps = pipelines.pipeline_for_system(user=risk, pk=g.system.pk, max_nodes=10)
     assert len(ps.nodes) == 10 and ps.truncated
     monkeypatch.setattr(pipelines, "MAX_NODES", 10)
-    response = login(risk).get(reverse("governance:pipeline_system", args=[g.system.pk]))
+    response = login(risk).get(
+        reverse("governance:pipeline_system", args=[g.system.pk])
+    )
     assert 'data-testid="pipeline-truncated"' in response.content.decode()
 
 

@@ -40,7 +40,14 @@ def test_deployment_timeline_shows_every_kind(login, risk, incident):
     response = login(risk).get(url("deployment", incident.deployment.pk))
     assert response.status_code == 200
     kinds = {e.kind for e in _events(response)}
-    assert kinds == {"registry", "runtime", "calls", "credential", "finding", "governance"}
+    assert kinds == {
+        "registry",
+        "runtime",
+        "calls",
+        "credential",
+        "finding",
+        "governance",
+    }
     runtime = _whats(response, "runtime")
     assert "fraud-prod now runs 4 (was 3)" in runtime
     assert "fraud-prod status: active → quarantined" in runtime
@@ -176,7 +183,12 @@ def test_csv_export_is_what_the_filters_show(login, risk, incident):
 
 def test_json_export(login, risk, incident):
     response = login(risk).get(
-        url("deployment", incident.deployment.pk, kind=["calls", "runtime"], format="json")
+        url(
+            "deployment",
+            incident.deployment.pk,
+            kind=["calls", "runtime"],
+            format="json",
+        )
     )
     assert response.status_code == 200
     data = response.json()
@@ -220,7 +232,9 @@ def test_bad_parameters_on_an_export_are_json_400(login, risk, incident):
 
 def test_range_too_long_says_so(login, risk, incident):
     response = login(risk).get(
-        url("deployment", incident.deployment.pk, since="2025-01-01", until="2026-06-01")
+        url(
+            "deployment", incident.deployment.pk, since="2025-01-01", until="2026-06-01"
+        )
     )
     assert "Choose a range of at most 366 days." in response.content.decode()
 

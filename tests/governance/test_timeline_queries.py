@@ -64,7 +64,9 @@ def test_constant_queries_at_two_sizes(
         assert len(response.context["timeline"].events) > 40
 
 
-def test_constant_queries_for_an_owner(login, owner, risk, team_a, django_assert_max_num_queries):
+def test_constant_queries_for_an_owner(
+    login, owner, risk, team_a, django_assert_max_num_queries
+):
     incident = build_incident(team=team_a, risk=risk)
     client = login(owner)
     path = reverse("governance:timeline", args=["model", incident.model.pk])
