@@ -37,6 +37,11 @@ class TimelineForm(forms.Form):
     caller = forms.CharField(
         required=False, max_length=200, help_text="Only this caller's calls."
     )
+    order = forms.ChoiceField(
+        required=False,
+        choices=[("newest", "Newest first"), ("oldest", "Oldest first")],
+        label="Order",
+    )
     format = forms.ChoiceField(
         required=False, choices=[(f, f) for f in FORMATS], widget=forms.HiddenInput
     )
@@ -97,6 +102,8 @@ def timeline(request: HttpRequest, subject: str, pk: int) -> HttpResponse:
         kinds=data["kind"],
         caller=data.get("caller") or "",
     )
+    if data.get("order") == "oldest":
+        built.events.reverse()
     if wanted == "json":
         return JsonResponse(tl.export_json(built))
     if wanted == "csv":
@@ -125,6 +132,7 @@ def timeline(request: HttpRequest, subject: str, pk: int) -> HttpResponse:
             "row_cap": tl.ROW_CAP,
             "caller_cap": tl.CALLER_CAP,
             "kinds": _kinds(built.kinds),
+            "order": data.get("order") or "newest",
             "since_value": data["since"].strftime("%Y-%m-%dT%H:%M"),
             "until_value": data["until"].strftime("%Y-%m-%dT%H:%M"),
             "csv_url": _url(request, data, format="csv"),
@@ -144,10 +152,12 @@ def _url(request: HttpRequest, data: dict[str, Any], **changes: Any) -> str:
         "until": data["until"],
         "kind": data["kind"],
         "caller": data.get("caller") or "",
+        "order": data.get("order") or "",
         **changes,
     }
     for key in ("since", "until"):
         params[key] = params[key].isoformat()
-    if not params["caller"]:
-        del params["caller"]
+    for key in ("caller", "order"):
+        if not params[key]:
+            del params[key]
     return f"{request.path}?{urlencode(params, doseq=True)}"

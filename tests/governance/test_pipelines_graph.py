@@ -235,3 +235,26 @@ def test_detail_pages_link_to_the_pipeline(login, risk, team_a):
     assert reverse("governance:pipeline_deployment", args=[d.pk]) in body
     body = client.get(system.get_absolute_url()).content.decode()
     assert reverse("governance:pipeline_system", args=[system.pk]) in body
+
+
+def test_exports(login, risk, team_a):
+    import csv
+    import io
+
+    g = build_pipeline(team=team_a, n=10)
+    client = login(risk)
+    path = reverse("governance:pipeline_system", args=[g.system.pk])
+    data = client.get(path, {"format": "json"}).json()
+    assert len(data["nodes"]) == 10
+    bad = {n["name"] for n in data["nodes"] if n["state"] == "bad"}
+    assert bad == {g.unapproved.name, g.withdrawn.name}
+    response = client.get(path, {"format": "csv"})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 10
+    assert {r["name"] for r in rows if r["state"] == "warn"} == {g.drifting.name}
+    response = client.get(path, {"format": "csv", "table": "edges"})
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    edges = list(csv.DictReader(io.StringIO(text)))
+    assert len(edges) == m.Dependency.objects.count()
+    assert client.get(path, {"format": "pdf"}).status_code == 400

@@ -268,3 +268,17 @@ def test_detail_pages_link_to_the_timeline(login, risk, incident):
     ):
         body = client.get(obj.get_absolute_url()).content.decode()
         assert f'href="{url(subject, obj.pk)}" data-testid="timeline-link"' in body
+
+
+def test_order_oldest_first_and_exports_keep_it(login, risk, incident):
+    client = login(risk)
+    response = client.get(url("deployment", incident.deployment.pk, order="oldest"))
+    times = [e.at for e in _events(response)]
+    assert times == sorted(times) and len(times) > 5
+    assert "order=oldest" in response.context["csv_url"]
+    data = client.get(response.context["json_url"]).json()
+    assert [e["at"] for e in data["events"]] == sorted(e["at"] for e in data["events"])
+    assert (
+        client.get(url("deployment", incident.deployment.pk, order="x")).status_code
+        == 400
+    )
