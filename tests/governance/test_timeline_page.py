@@ -282,3 +282,26 @@ def test_order_oldest_first_and_exports_keep_it(login, risk, incident):
         client.get(url("deployment", incident.deployment.pk, order="x")).status_code
         == 400
     )
+
+
+def test_revoked_and_expired_credentials(login, risk, incident):
+    from inventory import history
+    from inventory import models as m
+
+    now = timezone.now()
+    history.record_changes(
+        deltas=[
+            history.Delta(
+                history.IDENTITY, incident.identity.pk, "status", "active", "revoked"
+            )
+        ],
+        source="aws-iam",
+        at=now - timedelta(hours=2),
+    )
+    m.NonHumanIdentity.objects.filter(pk=incident.identity.pk).update(
+        status="revoked", expires_at=now - timedelta(hours=1)
+    )
+    response = login(risk).get(url("identity", incident.identity.pk, kind="credential"))
+    events = {e.what: e for e in _events(response)}
+    assert events["svc-fraud-prod active → revoked"].source == "aws-iam"
+    assert "svc-fraud-prod expired (revoked)" in events
