@@ -26,6 +26,7 @@ from inventory import models as m
 
 ROW_CAP = 2_000
 CALLER_CAP = 50
+CHART_CALLERS = 5  # the busiest callers get a bar series each; the rest share one
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
@@ -121,6 +122,8 @@ class Timeline:
     hours: list[dict[str, Any]]
     callers: list[dict[str, Any]]
     callers_capped: bool
+    # Calls per hour of each of the busiest callers, aligned with `hours`.
+    caller_series: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def calls_total(self) -> int:
@@ -536,6 +539,46 @@ def _usage(
     )
 
 
+def _caller_series(
+    related: Related,
+    since: datetime,
+    until: datetime,
+    caller: str,
+    hours: list[dict],
+    callers: list[dict],
+) -> list[dict[str, Any]]:
+    """Calls per hour of the CHART_CALLERS busiest callers (one query), and "other
+    callers" for the rest of each hour's total."""
+    top = callers[:CHART_CALLERS]
+    if not top or not hours:
+        return []
+    usage = related.usage.filter(hour__gte=since, hour__lt=until)
+    if caller:
+        usage = usage.filter(Q(caller_service=caller) | Q(identity__name=caller))
+    which = Q()
+    for c in top:
+        which |= Q(caller_service=c["service"], identity_id=c["identity_id"])
+    index = {h["hour"]: i for i, h in enumerate(hours)}
+    keys = {(c["service"], c["identity_id"]): n for n, c in enumerate(top)}
+    series = [{"name": c["caller"], "calls": [0] * len(hours)} for c in top]
+    rows = (
+        usage.filter(which)
+        .values("hour", "caller_service", "identity_id")
+        .annotate(calls=Sum("calls"))
+        .order_by()
+    )
+    for r in rows:
+        n = keys.get((r["caller_service"], r["identity_id"]))
+        if n is not None and r["hour"] in index:
+            series[n]["calls"][index[r["hour"]]] += r["calls"] or 0
+    other = [
+        h["calls"] - sum(s["calls"][i] for s in series) for i, h in enumerate(hours)
+    ]
+    if any(other):
+        series.append({"name": "other callers", "calls": other})
+    return series
+
+
 def timeline_build(
     *,
     related: Related,
@@ -577,6 +620,9 @@ def timeline_build(
         )
         events += found
         capped |= more
+        caller_series = _caller_series(related, since, until, caller, hours, callers)
+    else:
+        caller_series = []
 
     events.sort(key=lambda e: e.at, reverse=True)
     if len(events) > ROW_CAP:
@@ -593,6 +639,7 @@ def timeline_build(
         hours=hours,
         callers=callers,
         callers_capped=callers_capped,
+        caller_series=caller_series,
     )
 
 
@@ -612,6 +659,7 @@ def chart_data(timeline: Timeline) -> dict[str, Any]:
         "hours": [h["hour"].isoformat() for h in timeline.hours],
         "calls": [h["calls"] for h in timeline.hours],
         "errors": [h["errors"] for h in timeline.hours],
+        "series": timeline.caller_series,
         "markers": [
             {"kind": k, "label": KINDS[k], **markers[k]} for k in KINDS if k in markers
         ],

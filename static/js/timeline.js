@@ -1,5 +1,5 @@
 // Draws the incident timeline from the JSON island "timeline-data": calls and errors per
-// hour as bars, events as markers by kind on the same time axis (a row of markers a kind).
+// hour as bars (stacked by caller), errors as a line, events as markers by kind on the same time axis (a row of markers a kind).
 // No inline script and no eval: the page's CSP allows only this file and plotly.min.js.
 (function () {
   "use strict";
@@ -26,12 +26,18 @@
       return;
     }
     var data = JSON.parse(island.textContent);
-    var traces = [
-      { type: "bar", name: "Calls", x: data.hours, y: data.calls, marker: { color: "#9ec5fe" },
-        hovertemplate: "%{x}: %{y:,d} calls<extra></extra>" },
-      { type: "bar", name: "Errors", x: data.hours, y: data.errors, marker: { color: "#dc3545" },
-        hovertemplate: "%{x}: %{y:,d} errors<extra></extra>" }
-    ];
+    // Calls per hour stacked by caller (the busiest few, then the rest), errors beside.
+    var PALETTE = ["#9ec5fe", "#a3cfbb", "#e2d9f3", "#ffe69c", "#a6e9d5", "#ced4da"];
+    var traces = (data.series.length ? data.series : [{ name: "Calls", calls: data.calls }]).map(
+      function (series, index) {
+        return { type: "bar", name: plain(series.name), x: data.hours, y: series.calls,
+          marker: { color: PALETTE[index % PALETTE.length] },
+          hovertemplate: "%{x}: %{y:,d} calls<extra>" + plain(series.name) + "</extra>" };
+      }
+    );
+    traces.push({ type: "scatter", mode: "lines+markers", name: "Errors", x: data.hours, y: data.errors,
+      line: { color: "#dc3545", width: 1.5 }, marker: { color: "#dc3545", size: 5 },
+      hovertemplate: "%{x}: %{y:,d} errors<extra></extra>" });
     var kinds = data.markers.map(function (row) { return row.label; });
     data.markers.forEach(function (row) {
       traces.push({
@@ -46,7 +52,7 @@
       font: { family: FONT, size: 12, color: "#212529" },
       margin: { l: 56, r: 96, t: 8, b: 40 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      barmode: "overlay", bargap: 0.1,
+      barmode: "stack", bargap: 0.1,
       legend: { orientation: "h", x: 0, y: 1.12 },
       xaxis: { type: "date", range: [data.since, data.until], gridcolor: "#e9ecef" },
       yaxis: { title: { text: "per hour" }, rangemode: "tozero", gridcolor: "#e9ecef", tickformat: ",d", domain: [0, 0.62] },

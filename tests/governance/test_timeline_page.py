@@ -305,3 +305,17 @@ def test_revoked_and_expired_credentials(login, risk, incident):
     events = {e.what: e for e in _events(response)}
     assert events["svc-fraud-prod active → revoked"].source == "aws-iam"
     assert "svc-fraud-prod expired (revoked)" in events
+
+
+def test_chart_stacks_calls_by_caller(login, risk, incident, monkeypatch):
+    from governance import timeline as tl
+
+    monkeypatch.setattr(tl, "CHART_CALLERS", 2)
+    response = login(risk).get(url("deployment", incident.deployment.pk))
+    chart = response.context["chart_data"]
+    names = [s["name"] for s in chart["series"]]
+    assert names == ["svc-fraud-prod", "batch-old", "other callers"]
+    for i, total in enumerate(chart["calls"]):
+        assert sum(s["calls"][i] for s in chart["series"]) == total
+    assert sum(chart["series"][0]["calls"]) == 303
+    assert sum(chart["series"][2]["calls"]) == 21  # mystery-svc
