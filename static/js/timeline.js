@@ -53,7 +53,7 @@
       margin: { l: 56, r: 96, t: 8, b: 40 },
       paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
       barmode: "stack", bargap: 0.1,
-      legend: { orientation: "h", x: 0, y: 1.12 },
+      legend: { orientation: "h", x: 0, y: 1.12, traceorder: "normal" },
       xaxis: { type: "date", range: [data.since, data.until], gridcolor: "#e9ecef" },
       yaxis: { title: { text: "per hour" }, rangemode: "tozero", gridcolor: "#e9ecef", tickformat: ",d", domain: [0, 0.62] },
       yaxis2: { type: "category", categoryorder: "array", categoryarray: kinds, domain: [0.7, 1], automargin: true, side: "right" },
