@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import dashboard, views, views_findings, views_gate, views_proof
+from governance import (
+    dashboard,
+    views,
+    views_findings,
+    views_gate,
+    views_pipelines,
+    views_proof,
+    views_timeline,
+)
 
 app_name = "governance"
 urlpatterns = [
@@ -45,5 +53,16 @@ urlpatterns = [
     path("gate/", views_gate.gate_decision_list, name="gate_decision_list"),
     path(
         "gate/<int:pk>/", views_gate.gate_decision_detail, name="gate_decision_detail"
+    ),
+    path("timeline/<str:subject>/<int:pk>/", views_timeline.timeline, name="timeline"),
+    path(
+        "pipelines/deployment/<int:pk>/",
+        views_pipelines.pipeline_deployment,
+        name="pipeline_deployment",
+    ),
+    path(
+        "pipelines/system/<int:pk>/",
+        views_pipelines.pipeline_system,
+        name="pipeline_system",
     ),
 ]
