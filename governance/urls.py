@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings
+from governance import views, views_approved_state, views_findings
 
 app_name = "governance"
 urlpatterns = [
@@ -23,6 +23,11 @@ urlpatterns = [
         name="deployment_status",
     ),
     path("deployments/<int:pk>/pin/", views.deployment_pin, name="deployment_pin"),
+    path(
+        "deployments/<int:pk>/approved-state/",
+        views_approved_state.deployment_approved_state,
+        name="deployment_approved_state",
+    ),
     path(
         "decisions/<str:kind>/<int:pk>/last/",
         views.last_decision,
