@@ -543,13 +543,28 @@ class DeprecatedInUse:
             .values(*ROW_FIELDS, "last_call_at", "model__name")
         )
         calls = _calls_since({r["id"]: now - window for r in rows})
+        callers: dict[int, set[str]] = {}
+        if rows:
+            for dep, caller in (
+                im.UsageHour.objects.filter(
+                    deployment_id__in=[r["id"] for r in rows],
+                    hour__gte=(now - window).replace(minute=0, second=0, microsecond=0),
+                )
+                .values_list("deployment_id", "caller_service")
+                .distinct()
+            ):
+                callers.setdefault(dep, set()).add(caller or "unknown")
         for r in rows:
             n, _ = calls.get(r["id"], (0, None))
             yield row_condition(
                 self.kind,
                 r,
                 f"{r['name']} still answers for the deprecated model {r['model__name']}",
-                {"model_id": r["model_id"], "lifecycle": Lifecycle.DEPRECATED},
+                {
+                    "model_id": r["model_id"],
+                    "lifecycle": Lifecycle.DEPRECATED.value,
+                    "callers": sorted(callers.get(r["id"], ())),
+                },
                 records=[
                     {
                         "source": "usage",
