@@ -249,3 +249,15 @@ def test_the_consumer_takes_every_batch_and_the_scope_widens_to_neighbours(risk)
 
     assert not im.ChangeNotice.objects.filter(consumed_at__isnull=True).exists()
     assert K.DEPENDENCY_DRIFT in kinds_of(a.pk)
+
+
+def test_beat_runs_the_consumer_every_15_seconds_and_the_full_run_nightly(settings):
+    from config.celery import app
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["detect-changes"]["task"] == "governance.tasks.detect_changes"
+    assert schedule["detect-changes"]["schedule"] <= 15
+    assert schedule["detect-all"]["task"] == "governance.tasks.detect_all"
+    assert {"governance.tasks.detect_changes", "governance.tasks.detect_all"} <= set(
+        app.tasks
+    )
