@@ -364,6 +364,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 DETECTION_CHANGE_DAYS = env.int("RUNPROOF_DETECTION_CHANGE_DAYS", default=30)
 # deprecated in use: calls within this many hours.
 DETECTION_DEPRECATED_HOURS = env.int("RUNPROOF_DETECTION_DEPRECATED_HOURS", default=24)
+# ... and one severity step higher once deprecated longer than this many days.
+DETECTION_DEPRECATED_GRACE_DAYS = env.int(
+    "RUNPROOF_DETECTION_DEPRECATED_GRACE_DAYS", default=14
+)
 # The change consumer also looks at retired, withdrawn or deprecated deployments called
 # or seen this recently (spans to a known deployment write no change notice).
 DETECTION_RECENT_SECONDS = env.int("RUNPROOF_DETECTION_RECENT_SECONDS", default=120)

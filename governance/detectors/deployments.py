@@ -11,7 +11,7 @@ from django.db.models import Max, Q, QuerySet, Sum
 from django.db.models.functions import Trim
 
 from audit.models import AuditEvent
-from governance.detection import Condition
+from governance.detection import Condition, severity_for
 from governance.models import Finding
 from inventory import change_window, selectors
 from inventory import models as im
@@ -526,7 +526,9 @@ class ShadowDeployment:
 class DeprecatedInUse:
     """An active deployment of a deprecated model answered calls in the last hours
     (RUNPROOF_DETECTION_DEPRECATED_HOURS, 24): normal during a migration, a problem when
-    it lasts. Low severity."""
+    it lasts. Low severity; one step higher once the model has been deprecated longer
+    than RUNPROOF_DETECTION_DEPRECATED_GRACE_DAYS (14) (its `aimodel.deprecate` audit
+    event, else when the model last changed)."""
 
     kind = Kind.DEPRECATED_IN_USE
     subject_type = DEPLOYMENT
@@ -540,9 +542,13 @@ class DeprecatedInUse:
                 model__lifecycle=Lifecycle.DEPRECATED,
                 last_call_at__gte=now - window,
             )
-            .values(*ROW_FIELDS, "last_call_at", "model__name")
+            .values(*ROW_FIELDS, "last_call_at", "model__name", "model__updated_at")
         )
         calls = _calls_since({r["id"]: now - window for r in rows})
+        deprecated_at = _audit_times(
+            MODEL_LABEL, {r["model_id"] for r in rows}, "aimodel.deprecate"
+        )
+        grace = timedelta(days=settings.DETECTION_DEPRECATED_GRACE_DAYS)
         callers: dict[int, set[str]] = {}
         if rows:
             for dep, caller in (
@@ -556,6 +562,9 @@ class DeprecatedInUse:
                 callers.setdefault(dep, set()).add(caller or "unknown")
         for r in rows:
             n, _ = calls.get(r["id"], (0, None))
+            since = deprecated_at.get(r["model_id"]) or r["model__updated_at"]
+            lasting = now - since > grace
+            base = severity_for(self.kind, r["risk_tier"])
             yield row_condition(
                 self.kind,
                 r,
@@ -564,15 +573,24 @@ class DeprecatedInUse:
                     "model_id": r["model_id"],
                     "lifecycle": Lifecycle.DEPRECATED.value,
                     "callers": sorted(callers.get(r["id"], ())),
+                    "beyond_grace": lasting,
                 },
                 records=[
+                    {
+                        "source": "audit"
+                        if r["model_id"] in deprecated_at
+                        else "model",
+                        "what": "model deprecated",
+                        "at": _iso(since),
+                    },
                     {
                         "source": "usage",
                         "what": f"{n} calls in the last {settings.DETECTION_DEPRECATED_HOURS} h",
                         "calls": n,
                         "at": _iso(r["last_call_at"]),
-                    }
+                    },
                 ],
+                severity=min(Finding.Severity.CRITICAL, base + 1) if lasting else None,
             )
 
 

@@ -276,7 +276,7 @@ def test_deprecated_in_use_lifecycle_as_time_passes():
     f = finding(K.DEPRECATED_IN_USE, d.pk)
     assert f.severity == Finding.Severity.LOW
     assert f.evidence["facts"]["callers"] == ["billing"]
-    assert f.evidence["records"][0]["calls"] == 5
+    assert f.evidence["records"][1]["calls"] == 5
 
     call(d, now - timedelta(minutes=30), caller="claims")
     assert run(K.DEPRECATED_IN_USE, now=now) == {"evidence_changed": 1, "updated": 1}
@@ -290,6 +290,31 @@ def test_deprecated_in_use_lifecycle_as_time_passes():
 
     call(d, now + timedelta(hours=26), caller="claims")
     assert run(K.DEPRECATED_IN_USE, now=now + timedelta(hours=27)) == {"reopened": 1}
+
+
+def test_deprecated_in_use_for_longer_than_the_grace_is_one_step_higher(risk):
+    model = AIModelFactory()
+    d = DeploymentFactory(model=model)
+    with freeze_time(T0):
+        services.aimodel_set_lifecycle(actor=risk, model=model, lifecycle="deprecated")
+    now = T0 + timedelta(days=10)
+    call(d, now - timedelta(hours=1))
+    assert run(K.DEPRECATED_IN_USE, now=now) == {"opened": 1}
+    f = finding(K.DEPRECATED_IN_USE, d.pk)
+    assert f.severity == Finding.Severity.LOW
+    assert f.evidence["records"][0] == {
+        "source": "audit",
+        "what": "model deprecated",
+        "at": T0.isoformat(),
+    }
+
+    # Still answering five days later: past the 14 days of grace.
+    later = T0 + timedelta(days=15)
+    call(d, later - timedelta(hours=1))
+    assert run(K.DEPRECATED_IN_USE, now=later) == {"evidence_changed": 1, "updated": 1}
+    f.refresh_from_db()
+    assert f.evidence["facts"]["beyond_grace"] is True
+    assert f.severity == Finding.Severity.MEDIUM
 
 
 # ---------------------------------------------------------------------------
