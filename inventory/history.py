@@ -289,8 +289,10 @@ CONSUMER_TASK = "governance.tasks.detect_changes"
 def _send_consumer_task() -> None:
     from celery import current_app
 
-    # By signature: the registered task (eager in tests), else sent by name.
-    current_app.signature(CONSUMER_TASK).apply_async()
+    # By signature: the registered task (eager in tests), else sent by name. No publish
+    # retries: a broker that is down must not hold up the request that committed; beat's
+    # run picks the notices up.
+    current_app.signature(CONSUMER_TASK).apply_async(retry=False)
 
 
 def _wake_consumer_on_commit() -> None:
