@@ -63,6 +63,14 @@ def test_kind_limits_the_run_and_dry_run_writes_nothing():
     assert not Finding.objects.exists()
 
     out = detect("--kind", K.MISSING_PURPOSE, "--kind", K.MISSING_OWNER)
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "kind",
+        K.MISSING_PURPOSE,
+        K.MISSING_OWNER,
+        "total",
+    ]
+    repeated = detect("--kind", K.MISSING_PURPOSE, "--kind", K.MISSING_PURPOSE)
+    assert len(repeated.splitlines()) == 3
     assert set(Finding.objects.values_list("kind", flat=True)) == {
         K.MISSING_PURPOSE,
         K.MISSING_OWNER,

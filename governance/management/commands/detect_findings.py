@@ -45,7 +45,8 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, kinds: list[str], dry_run: bool, changes: bool, **options: Any
     ):
-        known = [d.kind for d in DETECTORS]
+        # Kinds in the engine's order, once each (a kind may have a detector per subject).
+        known = list(dict.fromkeys(d.kind for d in DETECTORS))
         unknown = sorted(set(kinds) - set(known))
         if unknown:
             raise CommandError(
@@ -61,7 +62,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'kind':<{width}}  " + "  ".join(f"{c:>8}" for c in COLUMNS[:4])
         )
-        for kind in kinds or known:
+        for kind in dict.fromkeys(kinds) if kinds else known:
             counts = result.by_kind.get(kind, {})
             self.stdout.write(
                 f"{kind:<{width}}  "
