@@ -343,7 +343,42 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "sources.tasks.sync_tick",
         "schedule": 30.0,
     },
+    # Every 15 s: findings for the objects that change notices name (a broker message
+    # lost after a push or sync batch is made up here: the notices are the record).
+    "detect-changes": {
+        "task": "governance.tasks.detect_changes",
+        "schedule": 15.0,
+    },
+    # https://crontab.guru/#17_1_*_*_* : daily at 01:17, detection over everything
+    # (time-based kinds open and resolve as time passes).
+    "detect-all": {
+        "task": "governance.tasks.detect_all",
+        "schedule": crontab(minute="17", hour="1"),
+    },
 }
+
+# ---------------------------------------------------------------------------
+# Detection of findings (governance.detection, governance.detection_runner)
+# ---------------------------------------------------------------------------
+# change outside window: source-recorded version or endpoint changes this recent count.
+DETECTION_CHANGE_DAYS = env.int("RUNPROOF_DETECTION_CHANGE_DAYS", default=30)
+# deprecated in use: calls within this many hours.
+DETECTION_DEPRECATED_HOURS = env.int("RUNPROOF_DETECTION_DEPRECATED_HOURS", default=24)
+# ... and one severity step higher once deprecated longer than this many days.
+DETECTION_DEPRECATED_GRACE_DAYS = env.int(
+    "RUNPROOF_DETECTION_DEPRECATED_GRACE_DAYS", default=14
+)
+# The change consumer also looks at retired, withdrawn or deprecated deployments called
+# or seen this recently (spans to a known deployment write no change notice).
+DETECTION_RECENT_SECONDS = env.int("RUNPROOF_DETECTION_RECENT_SECONDS", default=120)
+# Notices claimed per batch, and batches per consumer run (the rest waits for the next).
+DETECTION_NOTICE_BATCH = env.int("RUNPROOF_DETECTION_NOTICE_BATCH", default=500)
+DETECTION_MAX_BATCHES = env.int("RUNPROOF_DETECTION_MAX_BATCHES", default=20)
+# Ask the change consumer to run as soon as a transaction that announced changes
+# commits (inventory.history.announce); the 15 s beat entry runs it anyway.
+DETECTION_WAKE_ON_ANNOUNCE = env.bool(
+    "RUNPROOF_DETECTION_WAKE_ON_ANNOUNCE", default=True
+)
 
 # ---------------------------------------------------------------------------
 # History of governed fields and the change queue (inventory.history)

@@ -387,3 +387,33 @@ class GateDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{'allow' if self.allowed else 'deny'} {self.model_id} {self.version}"
+
+
+class ApprovedState(models.Model):
+    """What the committee approved a deployment to run as: its endpoint and the
+    deployments it depends on and that depend on it (sorted id lists), as they were when
+    approved. Endpoint and dependency drift compare the running state with it; a
+    deployment without one has nothing to drift from. One row per deployment, replaced by
+    each approval (`governance.approved_state.approved_state_record`, audited)."""
+
+    deployment = models.OneToOneField(
+        Deployment, on_delete=models.CASCADE, related_name="approved_state"
+    )
+    endpoint = models.CharField(max_length=500, blank=True)
+    upstream_ids = models.JSONField(
+        default=list, blank=True, help_text="Deployments it reads from, sorted ids."
+    )
+    downstream_ids = models.JSONField(
+        default=list, blank=True, help_text="Deployments that read from it, sorted ids."
+    )
+    approved_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    def __str__(self) -> str:
+        return f"Approved state of {self.deployment_id}"

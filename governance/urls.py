@@ -11,6 +11,7 @@ from governance import (
     views_proof,
     views_timeline,
 )
+from governance import views, views_approved_state, views_findings
 
 app_name = "governance"
 urlpatterns = [
@@ -31,6 +32,11 @@ urlpatterns = [
         name="deployment_status",
     ),
     path("deployments/<int:pk>/pin/", views.deployment_pin, name="deployment_pin"),
+    path(
+        "deployments/<int:pk>/approved-state/",
+        views_approved_state.deployment_approved_state,
+        name="deployment_approved_state",
+    ),
     path(
         "decisions/<str:kind>/<int:pk>/last/",
         views.last_decision,

@@ -34,6 +34,7 @@ from inventory.snapshots import snapshot
 from sources import models as sm
 from sources.api.serializers import DeploymentEventInSerializer
 from sources.receivers.base import Receiver
+from sources.receivers.baselines import baselines_from_approved
 from sources.sync import services
 from sources.sync.base import PushSource
 
@@ -256,6 +257,9 @@ def _record(event: DeployEvent, token: m.APIToken) -> sm.DeploymentEvent:
                     source=label, external_id=external_id
                 )
                 before = snapshot(deployment)
+            else:
+                # New here: held to its model's approved version now, not next sync.
+                baselines_from_approved(model_ids=[model.pk], source_label=label)
         if before is not None:
             for name, value in fields.items():
                 setattr(deployment, name, value)

@@ -52,6 +52,7 @@ from inventory import history, summary, usage
 from inventory import models as m
 from sources import models as sm
 from sources.receivers.base import Receiver, ReceiverError
+from sources.receivers.baselines import baselines_from_approved
 
 RECEIVER_SOURCE_NAME = "OpenTelemetry traces"
 OBSERVED_MODEL_DESCRIPTION = "Observed at runtime; not in any registry."
@@ -784,6 +785,10 @@ def _create_observed(
         )
     result.deployments_created.extend(o.external_id for o in objs)
     result.deployment_ids_created.extend(by_ext[o.external_id] for o in objs)
+    # New deployments are held to their model's approved version now, not next sync.
+    baselines_from_approved(
+        model_ids=set(model_ids.values()), source_label=source_label
+    )
     return {key: by_ext[observed_external_id(*key)] for key in keys}
 
 
