@@ -5,13 +5,13 @@ from django.urls import path
 from governance import (
     dashboard,
     views,
+    views_approved_state,
     views_findings,
     views_gate,
     views_pipelines,
     views_proof,
     views_timeline,
 )
-from governance import views, views_approved_state, views_findings
 
 app_name = "governance"
 urlpatterns = [
