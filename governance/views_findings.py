@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
@@ -220,7 +220,7 @@ def finding_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
             done = "Acknowledged."
         elif action == "assign":
             if not services.can_assign(user, finding):
-                raise services.PermissionDenied(services.NOT_ALLOWED_ASSIGN)
+                raise PermissionDenied(services.NOT_ALLOWED_ASSIGN)
             person = services.resolve_person(request.POST.get("assignee"))
             services.finding_assign(actor=user, finding=finding, assignee=person)
             done = f"Assigned to {person.get_username()}."
@@ -315,6 +315,9 @@ def finding_bulk(request: HttpRequest) -> HttpResponse:
             if skipped:
                 text += f" {_n(skipped)} skipped: not open (already acknowledged, accepted or closed)."
         elif action == "assign":
+            # The role first: a reader learns nothing from the person's name.
+            if not all(services.can_assign(request.user, f) for f in rows):
+                raise PermissionDenied(services.NOT_ALLOWED_ASSIGN)
             person = services.resolve_person(request.POST.get("assignee"))
             done = services.findings_assign(
                 actor=request.user, findings=rows, assignee=person
