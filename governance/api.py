@@ -27,11 +27,7 @@ from inventory.api.serializers import PersonRefSerializer, TeamRefSerializer
 from inventory.filters import IdFilter
 
 SUBJECT_ID_NEEDS_TYPE = "Give subject_type with subject_id."
-API_STATUS_CHOICES = [
-    (ff.ALL, "Any status"),
-    (ff.UNRESOLVED, "Unresolved"),
-    *Finding.Status.choices,
-]
+API_STATUS_CHOICES = ff.STATUS_CHOICES
 SEVERITY_NAME = {v: k for k, v in ff.SEVERITY_NAMES.items()}
 
 

@@ -18,8 +18,9 @@ from inventory.filters import BaseFilter, IdFilter
 
 UNRESOLVED = "unresolved"
 ALL = "all"
-# "" (the default) means unresolved: the queue is what still needs someone.
+# No status (or an empty one) means unresolved: the queue is what still needs someone.
 STATUS_CHOICES = [
+    (UNRESOLVED, "Unresolved"),
     (ALL, "Any status"),
     *Finding.Status.choices,
 ]
@@ -58,7 +59,7 @@ class FindingFilter(BaseFilter):
     status = df.ChoiceFilter(
         choices=STATUS_CHOICES,
         method="filter_status",
-        empty_label="Unresolved",
+        empty_label=None,
         label="Status",
     )
     team = df.ModelChoiceFilter(queryset=m.Team.objects.none())
@@ -128,6 +129,8 @@ class FindingFilter(BaseFilter):
     def filter_status(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         if value == ALL:
             return queryset
+        if value == UNRESOLVED:
+            return queryset.filter(unresolved_q())
         return queryset.filter(status=value)
 
     def filter_assignee(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -157,7 +160,11 @@ def unresolved_q() -> Q:
 
 
 def default_status(queryset: QuerySet, params) -> QuerySet:
-    """Without a status (or with an empty one) the queue lists the unresolved findings."""
-    if not params.get("status"):
+    """Without a status (or with an empty one) the queue lists the unresolved findings;
+    a status filter (valid or not) starts from every finding, and an invalid one falls
+    back to unresolved."""
+    if params.get("status") not in {value for value, _ in STATUS_CHOICES} - {
+        UNRESOLVED
+    }:
         return queryset.filter(unresolved_q())
     return queryset

@@ -70,6 +70,15 @@ def test_default_is_unresolved_and_status_filters(client, risk, team_a):
         gone.pk,
     }
     assert _rows(client.get(URL, {"status": "acknowledged"})) == [acked.pk]
+    assert set(_rows(client.get(URL, {"status": "unresolved"}))) == {open_.pk, acked.pk}
+    bogus = client.get(URL, {"status": "closed"})
+    assert set(_rows(bogus)) == {open_.pk, acked.pk}  # ignored, and said so
+    assert "were not valid and were ignored" in bogus.content.decode()
+    # The form shows the default first (so chosen), with no empty choice before it.
+    page = client.get(URL).content.decode()
+    select = page[page.index('name="status"') :]
+    select = select[: select.index("</select>")]
+    assert select[select.index("<option") :].startswith('<option value="unresolved"')
 
 
 def test_filters(client, risk, owner, team_a, team_b):
