@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
@@ -389,3 +391,43 @@ def test_detail_shows_only_the_forms_the_user_may_use(
     assert (
         'data-testid="no-actions"' in page and 'data-testid="acknowledge"' not in page
     )
+
+
+def test_detail_renders_evidence_as_escaped_tables_in_constant_queries(
+    client, risk, owner, team_a, django_assert_max_num_queries
+):
+    finding = make_finding(
+        team=team_a,
+        owner=owner,
+        evidence={
+            "facts": {"owner": None, "note": "<b>bold</b>"},
+            "records": [
+                {
+                    "source": "mlflow:1",
+                    "what": "<script>x()</script>",
+                    "at": "2026-12-01",
+                },
+                {"source": "otlp", "extra": {"nested": [1, 2]}},
+            ],
+        },
+    )
+    client.force_login(risk)
+    client.get(finding.get_absolute_url())
+    services.finding_acknowledge(actor=risk, finding=finding)
+    with CaptureQueriesContext(connection) as few:
+        response = client.get(finding.get_absolute_url())
+    body = response.content.decode()
+    assert (
+        "<script>x()</script>" not in body
+        and "&lt;script&gt;x()&lt;/script&gt;" in body
+    )
+    assert "&lt;b&gt;bold&lt;/b&gt;" in body
+    assert response.context["record_columns"] == ["source", "what", "at", "extra"]
+    assert response.context["record_rows"][1][3] == '{"nested": [1, 2]}'
+    assert 'data-testid="finding-subject"' in body
+    for _ in range(30):
+        FindingEvent.objects.create(
+            finding=finding, kind=finding.kind, action="evidence"
+        )
+    with django_assert_max_num_queries(len(few)):
+        client.get(finding.get_absolute_url())
