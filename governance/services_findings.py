@@ -34,6 +34,7 @@ from governance.models import Finding, FindingEvent
 from inventory import permissions
 from inventory.models import Team
 from inventory.roles import Role
+from inventory.widgets import lookup_id
 
 ACTIONS = ("acknowledge", "assign", "accept", "false_positive", "reopen")
 
@@ -189,8 +190,7 @@ def resolve_person(raw: Any) -> Any:
     if not text:
         raise ValidationError(ASSIGNEE_REQUIRED)
     people = get_user_model().objects.filter(is_active=True)
-    if text.endswith(")") and "(#" in text:
-        text = text.rsplit("(#", 1)[1][:-1].strip()
+    text = lookup_id(text)  # "olivia (#3)", as the type-ahead posts it, names id 3
     person = None
     if text.isascii() and text.isdigit() and len(text) < 19:
         person = people.filter(pk=int(text)).first()

@@ -29,6 +29,7 @@ from governance.tables_findings import BULK_FORM, FindingTable
 from inventory import permissions
 from inventory.lists import ListPage, keyset_list
 from inventory.roles import Role
+from inventory.widgets import LookupInput
 
 FINDING_SORTS = {
     "priority": "priority",
@@ -140,11 +141,29 @@ def finding_list(request: HttpRequest) -> HttpResponse:
             findings_team_member(request.user)
         )
         context["back"] = request.get_full_path()
+        context["bulk_assignee_input"] = assignee_input("bulk-assignee")
     return keyset_list(request, page=FINDING_LIST, base=base, context=context)
 
 
 def findings_team_member(user: Any) -> bool:
     return permissions.has_role(user, Role.OWNER) and bool(permissions.team_ids(user))
+
+
+def assignee_input(widget_id: str, value: str = "") -> str:
+    """A type-ahead of people (the inventory's lookup, narrowed to whom the user may
+    see); it posts "username (#id)", which services_findings.resolve_person reads."""
+    widget = LookupInput(
+        "user",
+        attrs={
+            "class": "form-control form-control-sm",
+            "id": widget_id,
+            "placeholder": "Type a name or username",
+            "maxlength": "200",
+            "data-testid": widget_id,
+        },
+        labelled=True,
+    )
+    return widget.render("assignee", value or None)
 
 
 # ---------------------------------------------------------------------------
@@ -180,6 +199,10 @@ def _detail_context(request: HttpRequest, finding: Finding) -> dict[str, Any]:
             args=[finding.subject_id],
         ),
         "subject_name": _subject_name(finding),
+        "assignee_input": assignee_input(
+            "assignee",
+            request.POST.get("assignee", "") if request.method == "POST" else "",
+        ),
     }
 
 

@@ -431,3 +431,16 @@ def test_detail_renders_evidence_as_escaped_tables_in_constant_queries(
         )
     with django_assert_max_num_queries(len(few)):
         client.get(finding.get_absolute_url())
+
+
+def test_assign_takes_the_type_ahead_label(client, risk, owner, team_a):
+    finding = make_finding(team=team_a)
+    client.force_login(risk)
+    page = client.get(finding.get_absolute_url()).content.decode()
+    assert 'hx-get="/inventory/lookup/user/?field=assignee&amp;labelled=1"' in page
+    response = client.post(
+        _url(finding, "assign"), {"assignee": f"olivia (#{owner.pk})"}
+    )
+    assert response.status_code == 302
+    finding.refresh_from_db()
+    assert finding.assignee == owner
