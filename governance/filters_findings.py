@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from governance.filters import DAY_BOUNDS, _start_of
-from governance.models import Finding
+from governance.models import Finding, Notification
 from inventory import models as m
 from inventory import source_names
 from inventory.filters import BaseFilter, IdFilter
@@ -168,3 +168,24 @@ def default_status(queryset: QuerySet, params) -> QuerySet:
     }:
         return queryset.filter(unresolved_q())
     return queryset
+
+
+class NotificationFilter(BaseFilter):
+    search_fields = ("message",)
+
+    state = df.ChoiceFilter(
+        choices=[("unread", "Unread"), ("read", "Read")],
+        method="filter_state",
+        label="State",
+    )
+
+    class Meta:
+        model = Notification
+        fields: list[str] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.form.fields["q"].label = "Message"
+
+    def filter_state(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(read_at__isnull=value == "unread")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
-from governance.models import Finding
+from governance.models import Finding, Notification
 from inventory import models as m
 from inventory.tables import KeysetTable, WhenColumn
 
@@ -130,3 +130,50 @@ class FindingTable(KeysetTable):
         if label == m.MANUAL_SOURCE:
             return "Typed in"
         return self.source_names().get(label, label)
+
+
+NOTIFICATION_READ_FORM = "notifications-read"
+
+
+class NotificationTable(KeysetTable):
+    created_at = WhenColumn(verbose_name="When (UTC)", orderable=True)
+    message = tables.Column()
+    emailed_at = tables.Column(verbose_name="Email", empty_values=())
+    read_at = tables.Column(verbose_name="", empty_values=())
+
+    class Meta(KeysetTable.Meta):
+        model = Notification
+        fields = ("created_at", "message", "emailed_at", "read_at")
+        attrs = {**KeysetTable.Meta.attrs, "data-testid": "notification-table"}
+        empty_text = "No notifications."
+
+    def render_message(self, record: Notification) -> SafeString:
+        weight = "" if record.read_at else "fw-semibold"
+        if record.url.startswith("/"):
+            return format_html(
+                '<a class="{}" href="{}" data-testid="notification-{}">{}</a>',
+                weight,
+                record.url,
+                record.pk,
+                record.message,
+            )
+        return format_html(
+            '<span class="{}" data-testid="notification-{}">{}</span>',
+            weight,
+            record.pk,
+            record.message,
+        )
+
+    def render_emailed_at(self, record: Notification) -> str:
+        return "sent" if record.emailed_at else "—"
+
+    def render_read_at(self, record: Notification) -> SafeString:
+        if record.read_at:
+            return mark_safe('<span class="small text-body-secondary">read</span>')  # noqa: S308 - a constant
+        return format_html(
+            '<button class="btn btn-link btn-sm p-0" type="submit" form="{}" name="id" '
+            'value="{}" data-testid="mark-read-{}">Mark read</button>',
+            NOTIFICATION_READ_FORM,
+            record.pk,
+            record.pk,
+        )

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +24,12 @@ from governance import selectors_findings as selectors
 from governance import services_findings as services
 from governance.dashboard import BLUE, GREY, RED
 from governance.models import Finding, Notification
-from governance.tables_findings import BULK_FORM, FindingTable
+from governance.tables_findings import (
+    BULK_FORM,
+    NOTIFICATION_READ_FORM,
+    FindingTable,
+    NotificationTable,
+)
 from inventory import permissions
 from inventory.lists import ListPage, keyset_list
 from inventory.roles import Role
@@ -369,20 +373,41 @@ def _n(count: int) -> str:
 # ---------------------------------------------------------------------------
 # Notifications
 # ---------------------------------------------------------------------------
+NOTIFICATION_LIST = ListPage(
+    title="Notifications",
+    description="Findings of severity high or above assigned to you. Each detection run "
+    "or assignment also sends you one email listing yours.",
+    filterset=ff.NotificationFilter,
+    table=NotificationTable,
+    sorts={"created_at": "created_at"},
+    default_sort="-created_at",
+    export_columns=[
+        ("id", "pk"),
+        ("created_at", "created_at"),
+        ("message", "message"),
+        ("url", "url"),
+        ("finding_id", "finding_id"),
+        ("read_at", "read_at"),
+        ("emailed_at", "emailed_at"),
+    ],
+    export_name="notifications",
+    noun="notification",
+    header_template="governance/_notification_list_header.html",
+    count=True,
+)
+
+
 @require_GET
+@vary_on_headers("HX-Request")
 def notification_list(request: HttpRequest) -> HttpResponse:
-    show = request.GET.get("show", "")
-    notes = selectors.notification_list(user=request.user)
-    if show == "unread":
-        notes = notes.filter(read_at__isnull=True)
-    rows = list(notes.select_related("finding")[:200])
-    return render(
+    """The person's own notifications (nobody reads another's)."""
+    return keyset_list(
         request,
-        "governance/notification_list.html",
-        {
-            "notifications": rows,
-            "show": show,
-            "unread": sum(1 for n in rows if n.read_at is None),
+        page=NOTIFICATION_LIST,
+        base=selectors.notification_list(user=request.user),
+        context={
+            "read_form": NOTIFICATION_READ_FORM,
+            "back": request.get_full_path(),
         },
     )
 
@@ -401,11 +426,13 @@ def notification_read(request: HttpRequest) -> HttpResponse:
             return HttpResponse("Choose a notification.", status=400)
         n = mine.filter(pk=int(raw)).update(read_at=timezone.now())
     messages.success(request, f"{n} notification{'' if n == 1 else 's'} marked read.")
-    query = QueryDict(mutable=True)
-    if request.POST.get("show") == "unread":
-        query["show"] = "unread"
+    back = request.POST.get("back", "")
     url = reverse("governance:notification_list")
-    return redirect(url + ("?" + urlencode(query) if query else ""))
+    if back.startswith(url) and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}
+    ):
+        url = back
+    return redirect(url)
 
 
 @require_GET

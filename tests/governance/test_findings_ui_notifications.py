@@ -77,7 +77,7 @@ def test_inbox_lists_only_mine_and_marks_read(client, owner, other_owner, team_a
     page = client.get(LIST)
     body = page.content.decode()
     assert "High: thing 0" in body and "not yours" not in body
-    assert page.context["unread"] == 3
+    assert len(page.context["page"].rows) == 3
     assert 'data-testid="notification-count">3<' in client.get(COUNT).content.decode()
 
     client.post(READ, {"id": mine[0].pk})
@@ -87,10 +87,16 @@ def test_inbox_lists_only_mine_and_marks_read(client, owner, other_owner, team_a
     client.post(READ, {"id": theirs.pk})
     theirs.refresh_from_db()
     assert theirs.read_at is None
-    unread = client.get(LIST, {"show": "unread"})
-    assert [n.pk for n in unread.context["notifications"]] == [mine[2].pk, mine[1].pk]
+    unread = client.get(LIST, {"state": "unread"})
+    assert [n.pk for n in unread.context["page"].rows] == [mine[2].pk, mine[1].pk]
+    read = client.get(LIST, {"state": "read"})
+    assert [n.pk for n in read.context["page"].rows] == [mine[0].pk]
+    csv_body = b"".join(client.get(LIST, {"export": "csv"}).streaming_content).decode()
+    assert "High: thing 2" in csv_body and "not yours" not in csv_body
 
-    response = client.post(READ, {"all": "yes"}, follow=True)
+    back = LIST + "?state=unread"
+    response = client.post(READ, {"all": "yes", "back": back}, follow=True)
+    assert response.redirect_chain[-1][0] == back
     assert "2 notifications marked read." in response.content.decode()
     assert not owner.notifications.filter(read_at__isnull=True).exists()
     assert client.get(COUNT).content.decode().strip() == ""
