@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -306,18 +307,21 @@ def _chosen_ids(request: HttpRequest) -> list[int]:
 
 
 def _back(request: HttpRequest) -> str:
-    target = request.POST.get("back", "")
-    if (
-        target
-        and url_has_allowed_host_and_scheme(
+    """The queue as the user last saw it: the page's address when the form was sent (the
+    Referer: htmx pushes each filter change into it), else the form's own field; only
+    the findings list of this site."""
+    home = reverse("governance:finding_list")
+    for target in (request.headers.get("Referer", ""), request.POST.get("back", "")):
+        if not target or not url_has_allowed_host_and_scheme(
             target,
             allowed_hosts={request.get_host()},
             require_https=request.is_secure(),
-        )
-        and target.startswith(reverse("governance:finding_list"))
-    ):
-        return target
-    return reverse("governance:finding_list")
+        ):
+            continue
+        parts = urlsplit(target)
+        if parts.path == home:
+            return home + (f"?{parts.query}" if parts.query else "")
+    return home
 
 
 @require_POST

@@ -396,3 +396,20 @@ def test_list_from_the_engine(client, risk):
     response = client.get(URL, {"kind": "missing_owner"})
     assert [f.subject_id for f in response.context["page"].rows] == [d.pk]
     assert d.name in response.content.decode()
+
+
+def test_bulk_returns_to_the_filters_the_user_last_saw(client, risk, team_a):
+    f = make_finding(team=team_a)
+    client.force_login(risk)
+    response = client.post(
+        BULK,
+        {"action": "acknowledge", "ids": [f.pk], "back": URL},
+        headers={"Referer": f"http://testserver{URL}?kind=missing_owner&tier=3"},
+    )
+    assert response["Location"] == URL + "?kind=missing_owner&tier=3"
+    response = client.post(
+        BULK,
+        {"action": "acknowledge", "ids": [f.pk], "back": URL + "?tier=3"},
+        headers={"Referer": "http://testserver/inventory/deployments/"},
+    )
+    assert response["Location"] == URL + "?tier=3"
