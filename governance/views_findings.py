@@ -86,6 +86,7 @@ FINDING_LIST = ListPage(
 )
 
 KIND_LABELS = dict(Finding.Kind.choices)
+RECORD_COLUMNS = ("source", "what", "at")
 
 
 def chart_specs(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -181,11 +182,11 @@ def _detail_context(request: HttpRequest, finding: Finding) -> dict[str, Any]:
     records = (
         [r for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     )
-    columns: list[str] = []
-    for record in records:
-        for key in record:
-            if key not in columns:
-                columns.append(str(key))
+    # A stable order (PostgreSQL's jsonb keeps no key order): the usual keys, then the rest.
+    keys = {str(key) for record in records for key in record}
+    columns = [k for k in RECORD_COLUMNS if k in keys] + sorted(
+        keys - set(RECORD_COLUMNS)
+    )
     return {
         "finding": finding,
         "events": selectors.finding_events(finding=finding),
