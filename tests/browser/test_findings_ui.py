@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from governance import detection
-from governance.models import Finding
+from governance.models import Finding, Notification
 from tests.factories import DeploymentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,8 +28,16 @@ def _findings(team, n=2):
 
 def test_owner_acknowledges_from_the_queue_and_the_page(sign_in, owner, team_a):
     first, second = _findings(team_a)
+    Notification.objects.create(
+        recipient=owner,
+        finding=first,
+        message="High: scorer-0",
+        url=first.get_absolute_url(),
+    )
     page = sign_in(owner)
     page.goto("/")
+    # The unread count arrives after the page, by htmx, under the CSP.
+    expect(page.get_by_test_id("notification-count")).to_have_text("1")
     page.get_by_test_id("nav-findings").click()
     expect(page.get_by_test_id("finding-table")).to_contain_text("scorer-0")
     # The chart draws from static plotly under the CSP (the fixture fails on errors).
