@@ -30,6 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Change, record_many
+from governance import detection
 from governance.models import Finding, FindingEvent
 from inventory import permissions
 from inventory.models import Team
@@ -245,7 +246,15 @@ def _label(user: Any) -> str:
 
 def _locked(findings: Sequence[Finding]) -> dict[int, Finding]:
     """The findings read again under a row lock: the engine or another person may have
-    changed them since the page was drawn."""
+    changed them since the page was drawn.
+
+    First the engine's lock of each kind (PostgreSQL's advisory lock, held to the end of
+    the transaction, in a fixed order): a detection run reads a kind's findings without
+    row locks and writes them back whole, so an acknowledgement committed in between
+    would be overwritten. Taking its lock makes the action wait for the run's chunk, or
+    the run wait for the action, and each then reads the other's result."""
+    for kind in sorted({f.kind for f in findings}):
+        detection._lock(kind)  # the engine's own lock, not a second one
     rows = Finding.objects.select_for_update().filter(pk__in=[f.pk for f in findings])
     return {f.pk: f for f in rows.order_by("pk")}
 

@@ -444,3 +444,46 @@ def test_assign_takes_the_type_ahead_label(client, risk, owner, team_a):
     assert response.status_code == 302
     finding.refresh_from_db()
     assert finding.assignee == owner
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_action_waits_for_a_detection_run_of_its_kind():
+    """A run holds its kind's lock while it reads and writes findings back whole; an
+    acknowledgement waits for it, then reads the run's result, and is not overwritten."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "the engine's advisory lock is PostgreSQL's (SQLite has one writer)"
+        )
+
+    finding = make_finding()
+    person = UserFactory(username="waiter", role=Role.RISK)
+    held, release = threading.Event(), threading.Event()
+
+    def run_holding_the_lock():
+        try:
+            with transaction.atomic():
+                detection._lock(finding.kind)
+                # A run reads its findings without row locks (and writes them back whole
+                # before it commits): only the kind's lock keeps an action out meanwhile.
+                assert Finding.objects.get(pk=finding.pk).status == "open"
+                held.set()
+                release.wait(5)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=run_holding_the_lock)
+    worker.start()
+    assert held.wait(5)
+    threading.Timer(0.8, release.set).start()
+    started = time.monotonic()
+    services.finding_acknowledge(actor=person, finding=finding)
+    waited = time.monotonic() - started
+    worker.join(5)
+    assert waited >= 0.7, waited
+    finding.refresh_from_db()
+    assert finding.status == "acknowledged"
