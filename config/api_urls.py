@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularJSONAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
+from governance import api as governance_api
 from governance import api_gate, api_proof
 from inventory.api import views
 from sources.api import views as views_sources
@@ -24,6 +25,7 @@ router.register("identities", views.IdentityViewSet, basename="identity")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("sources", views_sources.SourceViewSet, basename="source")
 router.register("sync-runs", views_sources.SyncRunViewSet, basename="syncrun")
+router.register("findings", governance_api.FindingViewSet, basename="finding")
 
 urlpatterns = [
     # Public: the schema describes the API, it reveals no inventory data.

@@ -536,3 +536,5 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="runproof@localhost")
 # The address links in emails start with.
 RUNPROOF_BASE_URL = env.str("RUNPROOF_BASE_URL", default="http://127.0.0.1:8000")
+# The longest a risk acceptance may last (governance.services_findings), in days.
+FINDING_ACCEPTANCE_MAX_DAYS = env.int("FINDING_ACCEPTANCE_MAX_DAYS", default=365)

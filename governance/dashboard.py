@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from governance import selectors
+from governance import dashboard_findings, selectors
 from inventory import models as m
 
 # Colours follow Bootstrap 5's palette, so charts match the badges elsewhere.
@@ -338,10 +338,12 @@ def proof_headline(share: dict[str, Any]) -> dict[str, Any]:
 def dashboard(request: HttpRequest) -> HttpResponse:
     counted_at = timezone.now()
     figures = selectors.dashboard_figures(user=request.user, now=counted_at)
-    chart_specs = charts(figures)
+    found = dashboard_findings.context(request.user, Headline)  # findings: two queries
+    chart_specs = charts(figures) + found["charts"]
     context = {
         "counted_at": counted_at,
-        "headlines": headlines(figures),
+        "headlines": headlines(figures) + found["headlines"],
+        "finding_queue": found["queue"],
         "charts": [{**chart, "rows": _table_rows(chart)} for chart in chart_specs],
         "chart_data": chart_specs,
     }

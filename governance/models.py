@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -118,6 +119,14 @@ class TierOverride(models.Model):
         return self.ended_at is None and self.expires_at > now
 
 
+class PriorityField(models.GeneratedField):
+    """A stored, computed integer whose cursor values are parsed as integers (a forged
+    cursor of text then starts from the first page instead of reaching the database)."""
+
+    def to_python(self, value: Any) -> Any:
+        return self.output_field.to_python(value)
+
+
 class Finding(models.Model):
     """One condition on one subject, kept by the detection engine (`governance.detection`):
     opened when it appears, updated while it lasts, resolved when it clears, reopened (the
@@ -209,6 +218,13 @@ class Finding(models.Model):
     title = models.CharField(max_length=300)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
     tier = models.PositiveSmallIntegerField(default=4)
+    # The queue's order in one column, for keyset pages: severity first (critical = 10),
+    # then tier (1 first); ties go by id, oldest first.
+    priority = PriorityField(
+        expression=(5 - models.F("severity")) * 10 + models.F("tier"),
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.OPEN
     )
@@ -278,6 +294,11 @@ class Finding(models.Model):
                 fields=["-severity", "tier", "opened_at", "id"],
                 condition=~Q(status="resolved"),
                 name="finding_queue",
+            ),
+            models.Index(
+                fields=["priority", "id"],
+                condition=~Q(status="resolved"),
+                name="finding_priority",
             ),
             models.Index(fields=["status", "kind"], name="finding_status_kind"),
             models.Index(fields=["assignee", "status"], name="finding_assignee"),

@@ -55,8 +55,14 @@ def findings_assigned(*, finding_ids: Collection[int]) -> int:
             ],
             batch_size=1000,
         )
-    users = get_user_model().objects.filter(pk__in=by_person).exclude(email="")
+    users = list(
+        get_user_model()
+        .objects.filter(pk__in=by_person, is_active=True)
+        .exclude(email="")
+        .only("pk", "email")
+    )
     sent = 0
+    emailed: list[int] = []
     base = getattr(settings, "RUNPROOF_BASE_URL", "").rstrip("/")
     for user in users:
         theirs = by_person[user.pk]
@@ -65,14 +71,19 @@ def findings_assigned(*, finding_ids: Collection[int]) -> int:
             for f in theirs
         ]
         noun = "finding" if len(theirs) == 1 else "findings"
-        sent += send_mail(
+        delivered = send_mail(
             subject=f"Runproof: {len(theirs)} {noun} assigned to you",
             message="These findings need your attention:\n\n" + "\n".join(lines) + "\n",
             from_email=None,
             recipient_list=[user.email],
             fail_silently=True,
         )
-    Notification.objects.filter(
-        recipient_id__in=[u.pk for u in users], created_at=now
-    ).update(emailed_at=timezone.now())
+        if delivered:
+            sent += delivered
+            emailed.append(user.pk)
+    # Only the people whose message went out: the others' notifications stay unemailed.
+    if emailed:
+        Notification.objects.filter(recipient_id__in=emailed, created_at=now).update(
+            emailed_at=timezone.now()
+        )
     return sent

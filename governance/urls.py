@@ -43,7 +43,25 @@ urlpatterns = [
         name="last_decision",
     ),
     path("policy/", views.policy, name="policy"),
+    path("findings/", views_findings.finding_list, name="finding_list"),
+    path("findings/bulk/", views_findings.finding_bulk, name="finding_bulk"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
+    path(
+        "findings/<int:pk>/<str:action>/",
+        views_findings.finding_action,
+        name="finding_action",
+    ),
+    path("notifications/", views_findings.notification_list, name="notification_list"),
+    path(
+        "notifications/read/",
+        views_findings.notification_read,
+        name="notification_read",
+    ),
+    path(
+        "notifications/count/",
+        views_findings.notification_count,
+        name="notification_count",
+    ),
     # The proof card (issue 10): the page; ?format=json and ?format=pdf download it.
     path(
         "deployments/<int:pk>/proof/",

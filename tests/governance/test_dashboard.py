@@ -107,6 +107,8 @@ def test_admin_sees_every_teams_figures(client, admin_user, estate):
         "expired_identities": 0,
         "retired_model_identities": 0,
         "sources_attention": 0,
+        "open_findings": 0,
+        "shadow_deployments": 0,
     }
     env = chart(response, "chart-env-exposure")
     assert env["categories"] == ["Production", "Staging", "Development"]
@@ -146,6 +148,8 @@ def test_owner_sees_only_their_teams_figures(client, owner, estate):
         "expired_identities": 0,
         "retired_model_identities": 0,
         "sources_attention": 0,
+        "open_findings": 0,
+        "shadow_deployments": 0,
     }
     assert chart(response, "chart-by-team")["categories"] == ["Credit risk"]
     assert "Fraud" not in response.content.decode()
@@ -181,8 +185,8 @@ def test_page_loads_plotly_and_charts_under_the_csp(client, admin_user, estate):
     assert f'src="/static/vendor/plotly/plotly.min.js" nonce="{nonce}"' in body
     assert f'src="/static/js/charts.js" nonce="{nonce}"' in body
     assert 'id="plotly.js-style-global" class="no-inline-styles"' in body
-    assert body.count('data-testid="chart"') == 4
-    assert body.count("<details") == 4  # a table of the numbers for every chart
+    assert body.count('data-testid="chart"') == 6  # 4, and the findings' 2
+    assert body.count("<details") == 6  # a table of the numbers for every chart
     assert "style=" not in body
     assert "<script>" not in body  # nothing inline without a nonce
     assert "style-src 'self'" in response["Content-Security-Policy"]
@@ -220,7 +224,8 @@ def test_query_count_does_not_grow_with_deployments(
     summary.refresh_dirty()
     with django_assert_max_num_queries(len(few)):
         assert client.get(URL).context["headlines"][1].value == 33
-    assert len(few) <= 12, [q["sql"][:80] for q in few.captured_queries]
+    # 12, and the findings' 2 (their counts; the owner's own queue).
+    assert len(few) <= 14, [q["sql"][:80] for q in few.captured_queries]
 
 
 @pytest.mark.django_db

@@ -1,0 +1,158 @@
+"""Reads for the findings pages, the dashboard and the API: always through
+`findings.finding_scope`, each a fixed number of queries whatever the data's size."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncDate
+from django.http import Http404
+from django.utils import timezone
+
+from governance.findings import finding_scope
+from governance.models import Finding, FindingEvent, Notification
+from inventory import permissions
+
+CHART_DAYS = 30
+QUEUE_TOP = 5
+# Joined for the list's cells (names only: inventory.lists.lean defers the rest).
+LIST_RELATED = ("team", "assignee", "owner", "deployment", "identity", "model")
+
+
+def finding_list(*, user: Any) -> QuerySet[Finding]:
+    """Every finding the user may read, with the joins the list, CSV and API read."""
+    return finding_scope(Finding.objects.all(), user).select_related(*LIST_RELATED)
+
+
+def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:
+    return list(finding.events.order_by("-at", "-id")[:limit])
+
+
+def findings_chart(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Findings opened (or reopened) and resolved per day over the last `CHART_DAYS`
+    days, by kind, from the findings' events: one grouped query.
+
+    Returns {"days": [date, ...], "opened": {kind: [n per day]}, "resolved": {...}}.
+    """
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    first = today - dt.timedelta(days=CHART_DAYS - 1)
+    start = dt.datetime.combine(
+        first, dt.time.min, tzinfo=timezone.get_current_timezone()
+    )
+    events = FindingEvent.objects.filter(
+        at__gte=start,
+        action__in=[
+            FindingEvent.Action.OPENED,
+            FindingEvent.Action.REOPENED,
+            FindingEvent.Action.RESOLVED,
+        ],
+    )
+    if not permissions.reads_all(user):
+        # Read-all roles need no join: the (at, kind) index answers their chart alone.
+        events = events.filter(
+            finding__in=finding_scope(Finding.objects.all(), user).values("pk")
+        )
+    rows = (
+        events.annotate(day=TruncDate("at"))
+        .values("day", "kind", "action")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    days = [first + dt.timedelta(days=i) for i in range(CHART_DAYS)]
+    index = {day: i for i, day in enumerate(days)}
+    opened: dict[str, list[int]] = defaultdict(lambda: [0] * CHART_DAYS)
+    resolved: dict[str, list[int]] = defaultdict(lambda: [0] * CHART_DAYS)
+    for row in rows:
+        day = row["day"]
+        if isinstance(day, str):  # SQLite without a converter
+            day = dt.date.fromisoformat(day)
+        i = index.get(day)
+        if i is None:
+            continue
+        target = resolved if row["action"] == FindingEvent.Action.RESOLVED else opened
+        target[row["kind"]][i] += row["n"]
+    return {"days": days, "opened": dict(opened), "resolved": dict(resolved)}
+
+
+def findings_summary(*, user: Any) -> dict[str, Any]:
+    """Unresolved findings by severity and by kind, and the shadow deployments among
+    them: one grouped query."""
+    rows = (
+        finding_scope(Finding.objects.all(), user)
+        .filter(~Q(status=Finding.Status.RESOLVED))
+        .values("kind", "severity")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_severity: dict[int, int] = defaultdict(int)
+    by_kind: dict[str, int] = defaultdict(int)
+    for row in rows:
+        by_severity[row["severity"]] += row["n"]
+        by_kind[row["kind"]] += row["n"]
+    return {
+        "by_severity": dict(by_severity),
+        "by_kind": dict(by_kind),
+        "total": sum(by_kind.values()),
+        "shadow": by_kind.get(Finding.Kind.SHADOW_DEPLOYMENT, 0),
+    }
+
+
+def my_queue(*, user: Any, limit: int = QUEUE_TOP) -> tuple[list[Finding], int]:
+    """The user's own open findings (assigned to them, open or acknowledged), most urgent
+    first, and whether there are more than `limit`: one query."""
+    mine = Finding.objects.filter(
+        assignee_id=user.pk,
+        status__in=[Finding.Status.OPEN, Finding.Status.ACKNOWLEDGED],
+    )
+    rows = list(
+        mine.select_related("deployment", "identity", "model")
+        .only(
+            "pk",
+            "title",
+            "kind",
+            "severity",
+            "tier",
+            "status",
+            "opened_at",
+            "subject_type",
+            "deployment__name",
+            "identity__name",
+            "model__name",
+        )
+        .order_by("priority", "pk")[: limit + 1]
+    )
+    more = len(rows) > limit
+    return rows[:limit], more
+
+
+# ---------------------------------------------------------------------------
+# Notifications
+# ---------------------------------------------------------------------------
+def notification_list(*, user: Any) -> QuerySet[Notification]:
+    return Notification.objects.filter(recipient_id=user.pk).order_by(
+        "-created_at", "-id"
+    )
+
+
+def unread_count(*, user: Any) -> int:
+    if getattr(user, "pk", None) is None:
+        return 0
+    return Notification.objects.filter(
+        recipient_id=user.pk, read_at__isnull=True
+    ).count()
+
+
+def finding_get(*, user: Any, pk: int) -> Finding:
+    """One finding the user may read (404 otherwise), with what its page shows joined."""
+    try:
+        return (
+            finding_list(user=user)
+            .select_related("acknowledged_by", "decided_by")
+            .get(pk=pk)
+        )
+    except Finding.DoesNotExist as exc:
+        raise Http404 from exc
