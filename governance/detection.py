@@ -243,11 +243,13 @@ def _apply(
     to_create: list[Finding] = []
     events: list[FindingEvent] = []
     reopened: list[Finding] = []
+    touched: list[int] = []
 
     for sid, cond in conditions.items():
         key = cond.evidence_key
         finding = unresolved.get(sid)
         if finding is not None:
+            before = _state(finding)
             changed = finding.evidence_key != key
             _refresh(finding, cond, now)
             if changed:
@@ -282,7 +284,10 @@ def _apply(
                 result.add(kind, "acceptance_expired")
                 result.opened_ids.append(finding.pk)
             result.add(kind, "updated")
-            to_update.append(finding)
+            if _state(finding) == before:
+                touched.append(finding.pk)  # only last seen moves: one UPDATE for all
+            else:
+                to_update.append(finding)
             continue
         finding = resolved.get(sid)
         if finding is not None:
@@ -326,6 +331,8 @@ def _apply(
     result.add(kind, "resolved", len(gone))
     if dry_run:
         return
+    if touched:
+        Finding.objects.filter(pk__in=touched).update(last_seen_at=now)
     if to_update or gone:
         Finding.objects.bulk_update(
             to_update + gone, UPDATE_FIELDS + ["assigned_manually"], batch_size=1000
@@ -337,6 +344,18 @@ def _apply(
     result.opened_ids.extend(f.pk for f in to_create + reopened)
     if events:
         FindingEvent.objects.bulk_create(events, batch_size=2000)
+
+
+# What a run may rewrite on a lasting finding, besides when it was last seen.
+STATE_FIELDS = [
+    Finding._meta.get_field(name).attname
+    for name in [*UPDATE_FIELDS, "assigned_manually"]
+    if name not in {"last_seen_at", "updated_at"}
+]
+
+
+def _state(finding: Finding) -> tuple:
+    return tuple(getattr(finding, name) for name in STATE_FIELDS)
 
 
 def _event(
