@@ -247,8 +247,12 @@ def identity_orphaned_q() -> Q:
     )
     no_live = IsNull(Subquery(live.values("pk")[:1]), True)
     bound = IsNull(Subquery(bindings.values("pk")[:1]), False)
-    return ACTIVE_IDENTITY & (
-        Q(model__lifecycle=RETIRED) | (no_live & (bound | Q(model__isnull=True)))
+    # Runproof's own API tokens call Runproof, not a model: bound to nothing is their
+    # normal state (their staleness and use are still judged).
+    return (
+        ACTIVE_IDENTITY
+        & ~Q(kind=NonHumanIdentity.Kind.RUNPROOF_TOKEN)
+        & (Q(model__lifecycle=RETIRED) | (no_live & (bound | Q(model__isnull=True))))
     )
 
 

@@ -148,6 +148,7 @@ def object_create(
             {instance.pk: (set(), set(after["deployments"]))}
         )
     hand_history(actor=actor, deltas=deltas)
+    _announce_edit(instance)
     return instance
 
 
@@ -187,7 +188,26 @@ def object_update(
         hand_history(
             actor=actor, deltas=history.diff_snapshots(instance, before, after)
         )
+        _announce_edit(instance)
     return instance
+
+
+# Objects whose findings and tiers depend on what a person types (owner, purpose, change
+# window, exposure, …): an edit announces them, like a source's change, so the change
+# consumer concludes within seconds rather than at the nightly run.
+ANNOUNCED_ON_EDIT = (
+    m.Deployment,
+    m.NonHumanIdentity,
+    m.AIModel,
+    m.ModelVersion,
+    m.System,
+    m.Dependency,
+)
+
+
+def _announce_edit(instance: Model) -> None:
+    if isinstance(instance, ANNOUNCED_ON_EDIT):
+        history.announce(objects=[(instance._meta.label_lower, instance.pk)])
 
 
 @transaction.atomic
@@ -348,6 +368,7 @@ def api_token_issue(
         before=None,
         after=snapshot(token),
     )
+    _announce_edit(identity)
     return token, raw
 
 
