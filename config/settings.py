@@ -480,6 +480,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Choice sets that share a field name with another's get their own enum names.
+    "ENUM_NAME_OVERRIDES": {
+        "FindingKindEnum": "governance.models.Finding.Kind",
+        "FindingStatusEnum": "governance.models.Finding.Status",
+    },
 }
 
 # ---------------------------------------------------------------------------
