@@ -355,6 +355,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.tasks.detect_all",
         "schedule": crontab(minute="17", hour="1"),
     },
+    # https://crontab.guru/#47_*_*_*_* : hourly, the kinds that move with the clock alone.
+    "detect-time-based": {
+        "task": "governance.tasks.detect_time_based",
+        "schedule": crontab(minute="47"),
+    },
 }
 
 # ---------------------------------------------------------------------------

@@ -25,3 +25,25 @@ def detect_all() -> None:
     from governance import detection_runner
 
     detection_runner.detect_all()
+
+
+# The kinds whose condition moves with the clock alone (a credential ages, a breaching
+# hour leaves the window, a change ages out, a deprecation lasts, an acceptance expires):
+# the hourly run opens and resolves them without waiting for the night.
+TIME_BASED_KINDS = (
+    "stale_credential",
+    "expired_active",
+    "unused_credential",
+    "out_of_bounds",
+    "change_outside_window",
+    "deprecated_in_use",
+    "shadow_deployment",
+)
+
+
+@shared_task(acks_late=True)  # idempotent like detect_all
+def detect_time_based() -> None:
+    """The hourly run of the time-based kinds over every subject."""
+    from governance import detection_runner
+
+    detection_runner.detect_all(kinds=TIME_BASED_KINDS)
