@@ -343,7 +343,14 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "sources.tasks.sync_tick",
         "schedule": 30.0,
     },
+    # https://crontab.guru/#17_1_*_*_* : daily at 01:17, every risk tier (expired overrides).
+    "tiers-recompute": {
+        "task": "governance.tasks_tiers.recompute_tiers",
+        "schedule": crontab(minute="17", hour="1"),
+    },
 }
+# Longest a committee's tier override may last (governance.tiers).
+TIER_OVERRIDE_MAX_DAYS = env.int("TIER_OVERRIDE_MAX_DAYS", default=365)
 
 # ---------------------------------------------------------------------------
 # History of governed fields and the change queue (inventory.history)

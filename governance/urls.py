@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from governance import views, views_findings
+from governance import views, views_findings, views_tiers
 
 app_name = "governance"
 urlpatterns = [
@@ -30,4 +30,21 @@ urlpatterns = [
     ),
     path("policy/", views.policy, name="policy"),
     path("findings/<int:pk>/", views_findings.finding_detail, name="finding_detail"),
+    # Risk tiers (governance.tiers): the policy, a deployment's panel and its override.
+    path("tiers/", views_tiers.tier_policy, name="tier_policy"),
+    path(
+        "deployments/<int:pk>/tier/",
+        views_tiers.deployment_tier,
+        name="deployment_tier",
+    ),
+    path(
+        "deployments/<int:pk>/tier/override/",
+        views_tiers.deployment_tier_override,
+        name="deployment_tier_override",
+    ),
+    path(
+        "deployments/<int:pk>/tier/end/",
+        views_tiers.deployment_tier_end,
+        name="deployment_tier_end",
+    ),
 ]
