@@ -39,10 +39,8 @@ from django.db.models import (
     IntegerField,
     Max,
     Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
@@ -250,7 +248,11 @@ def explain(
         facts=facts,
         score=score,
         computed_tier=computed,
-        cutoffs=(policy.tier1_min_score, policy.tier2_min_score, policy.tier3_min_score),
+        cutoffs=(
+            policy.tier1_min_score,
+            policy.tier2_min_score,
+            policy.tier3_min_score,
+        ),
         override=override,
         effective_tier=override.tier if override is not None else computed,
         sensitivity=sensitivity,
@@ -277,7 +279,9 @@ def _score_expression(policy: TierPolicy) -> Any:
     def weight(condition: Q, value: int) -> Case:
         return Case(When(condition, then=Value(value)), default=Value(0))
 
-    sensitivity = Coalesce(NullIf(F("system__sensitivity"), Value("")), F("model__sensitivity"))
+    sensitivity = Coalesce(
+        NullIf(F("system__sensitivity"), Value("")), F("model__sensitivity")
+    )
     return (
         weight(Q(exposure=m.Deployment.Exposure.EXTERNAL), policy.weight_external)
         + weight(Q(write_access=True), policy.weight_write_access)
@@ -288,9 +292,7 @@ def _score_expression(policy: TierPolicy) -> Any:
         )
         + Case(
             *(
-                When(
-                    Q(_tier_sensitivity=level), then=Value(getattr(policy, field))
-                )
+                When(Q(_tier_sensitivity=level), then=Value(getattr(policy, field)))
                 for level, field in SENSITIVITY_WEIGHTS.items()
             ),
             default=Value(0),
@@ -314,7 +316,9 @@ def overrides_in_force(now: dt.datetime, where: Q | None = None) -> dict[int, in
     few: the committee sets them by hand)."""
     rows = TierOverride.objects.filter(in_force_q(now))
     if where is not None:
-        rows = rows.filter(deployment__in=m.Deployment.objects.filter(where).values("pk"))
+        rows = rows.filter(
+            deployment__in=m.Deployment.objects.filter(where).values("pk")
+        )
     tiers_by_deployment: dict[int, int] = {}
     for deployment_id, tier in rows.order_by("created_at", "pk").values_list(
         "deployment_id", "tier"
@@ -446,7 +450,9 @@ def recompute(
     for chunk in _chunks(ids):
         where = Q(pk__in=chunk)
         with transaction.atomic():
-            changed += _update_deployments(policy, overrides_in_force(now, where), where)
+            changed += _update_deployments(
+                policy, overrides_in_force(now, where), where
+            )
             model_ids = m.Deployment.objects.filter(where).values("model_id")
             _update_models(Q(pk__in=model_ids))
     return changed
@@ -576,7 +582,10 @@ def tier_override_set(
                 "risk_tier": deployment.risk_tier,
                 "override": _override_state(previous),
             },
-            after={"risk_tier": locked.risk_tier, "override": _override_state(override)},
+            after={
+                "risk_tier": locked.risk_tier,
+                "override": _override_state(override),
+            },
         )
     deployment.risk_tier, deployment.risk_score = locked.risk_tier, locked.risk_score
     return override
@@ -602,7 +611,10 @@ def tier_override_end(*, actor: Any, deployment: m.Deployment) -> TierOverride:
             action="tier.override_end",
             target=locked,
             before={"risk_tier": deployment.risk_tier, "override": before},
-            after={"risk_tier": locked.risk_tier, "override": _override_state(override)},
+            after={
+                "risk_tier": locked.risk_tier,
+                "override": _override_state(override),
+            },
         )
     deployment.risk_tier, deployment.risk_score = locked.risk_tier, locked.risk_score
     return override

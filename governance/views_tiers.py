@@ -90,7 +90,9 @@ def tier_policy(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if not can_edit:
             raise PermissionDenied(permissions.ADMIN_ONLY)
-        form = TierPolicyForm(request.POST, instance=TierPolicy(pk=TierPolicy.SINGLETON_ID))
+        form = TierPolicyForm(
+            request.POST, instance=TierPolicy(pk=TierPolicy.SINGLETON_ID)
+        )
         if form.is_valid():
             values = {name: form.cleaned_data[name] for name in tiers.POLICY_FIELDS}
             try:

@@ -144,7 +144,11 @@ SPECS: dict[str, ListSpec] = {
             table=tables.AIModelTable,
             # The tier (riskiest of its deployments', governance.tiers) sorts 1 first and
             # the models with no deployment (no tier) last: an (risk_tier, id) index.
-            sorts={"name": "name", "updated_at": "updated_at", "risk_tier": "risk_tier"},
+            sorts={
+                "name": "name",
+                "updated_at": "updated_at",
+                "risk_tier": "risk_tier",
+            },
             nulls_last=frozenset({"risk_tier"}),
             default_sort="name",
             form=forms.AIModelForm,

@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from governance import tiers
-from inventory.pagination import keyset_paginate
 from inventory import models as m
 from inventory import services
+from inventory.pagination import keyset_paginate
 from tests.factories import AIModelFactory, DeploymentFactory
 
 pytestmark = pytest.mark.django_db
@@ -29,9 +29,7 @@ def tiered(team_a):
     """Deployments of every tier, two each, over three models (and a model with none)."""
     low = AIModelFactory(team=team_a, name="low", sensitivity=m.Sensitivity.LOW)
     mid = AIModelFactory(team=team_a, name="mid", sensitivity=m.Sensitivity.LOW)
-    high = AIModelFactory(
-        team=team_a, name="high", sensitivity=m.Sensitivity.CRITICAL
-    )
+    high = AIModelFactory(team=team_a, name="high", sensitivity=m.Sensitivity.CRITICAL)
     AIModelFactory(team=team_a, name="empty")
     dev = D.Environment.DEVELOPMENT
     made = []
@@ -95,9 +93,7 @@ def walk(qs, field: str, descending: bool, *, nulls_last=False, per_page=1):
     return forwards, backwards + [r.pk for r in pages[-1].rows]
 
 
-def test_the_deployment_list_shows_filters_and_sorts_by_tier(
-    login, admin_user, tiered
-):
+def test_the_deployment_list_shows_filters_and_sorts_by_tier(login, admin_user, tiered):
     client = login(admin_user)
     body = client.get(DEPLOYMENTS).content.decode()
     assert ">Tier<" in body or "Tier</a>" in body
@@ -168,7 +164,9 @@ def test_keyset_pages_put_models_with_no_tier_last(tiered, descending, team_a):
     untiered = sorted(
         (r for r in rows if r.risk_tier is None), key=lambda r: r.pk, reverse=descending
     )
-    want = [r.pk for r in (untiered + tiered_rows if descending else tiered_rows + untiered)]
+    want = [
+        r.pk for r in (untiered + tiered_rows if descending else tiered_rows + untiered)
+    ]
     assert forwards == want
     assert backwards == want
     assert len(untiered) == 4
@@ -177,11 +175,15 @@ def test_keyset_pages_put_models_with_no_tier_last(tiered, descending, team_a):
 def test_csv_exports_carry_the_tier_in_the_lists_order(login, admin_user, tiered):
     client = login(admin_user)
     response = client.get(DEPLOYMENTS + "?sort=risk_tier&export=csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    )
     assert [int(r["risk_tier"]) for r in rows] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert {r["name"]: int(r["risk_score"]) for r in rows}["t2-0"] == 55
     response = client.get(MODELS + "?sort=risk_tier&export=csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    rows = list(
+        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    )
     assert [(r["name"], r["risk_tier"]) for r in rows] == [
         ("high", "1"),
         ("mid", "2"),
@@ -243,7 +245,9 @@ def test_the_api_gives_and_filters_by_tier(api, tiered):
     assert deployments[0]["risk_score"] == 70
     models = api("/api/v1/models/", risk_tier=2).json()["results"]
     assert [x["name"] for x in models] == ["mid"]
-    every = {x["name"]: x["risk_tier"] for x in api("/api/v1/models/").json()["results"]}
+    every = {
+        x["name"]: x["risk_tier"] for x in api("/api/v1/models/").json()["results"]
+    }
     assert every["empty"] is None and every["high"] == 1
 
 

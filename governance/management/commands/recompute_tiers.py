@@ -27,4 +27,6 @@ class Command(BaseCommand):
         started = time.perf_counter()
         changed = tiers.recompute(deployment_ids=options["deployment"])
         elapsed = time.perf_counter() - started
-        self.stdout.write(f"{changed} deployments changed tier or score; {elapsed:.2f} s.")
+        self.stdout.write(
+            f"{changed} deployments changed tier or score; {elapsed:.2f} s."
+        )
