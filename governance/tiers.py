@@ -364,41 +364,49 @@ def _no_jit(cursor: Any) -> None:
         cursor.execute("SET LOCAL jit = off")
 
 
+def _where_sql(model: type[Any], where: Q) -> tuple[str, Sequence[Any]]:
+    """`where` as SQL on the model's own table (the UPDATE's target), so the planner
+    reads only the chunk's rows of it (an index range), not the whole table."""
+    query = model.objects.filter(where).query
+    sql, params = query.get_compiler(connection=connection).compile(query.where)
+    return sql, params
+
+
 def _update_deployments(policy: TierPolicy, overrides: dict[int, int], where: Q) -> int:
     select, params = _computed_rows(policy, overrides, where)
+    target, target_params = _where_sql(m.Deployment, where)
     table = connection.ops.quote_name(m.Deployment._meta.db_table)
     sql = (
         f"UPDATE {table} SET risk_score = c._tier_score, risk_tier = c._tier_tier "  # noqa: S608 - names from the models, values as parameters
         f"FROM ({select}) AS c "
-        f"WHERE {table}.id = c._tier_id "
+        f"WHERE {table}.id = c._tier_id AND {target} "
         f"AND ({table}.risk_score <> c._tier_score OR {table}.risk_tier <> c._tier_tier)"
     )
     with connection.cursor() as cursor:
         _no_jit(cursor)
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, *target_params])
         return max(cursor.rowcount, 0)
 
 
 def _update_models(where: Q) -> int:
     """AIModel.risk_tier = the lowest (riskiest) tier of its deployments, NULL with none,
-    for the models in `where`; only the rows it changes are written."""
-    # One grouped LEFT JOIN (a hash aggregate), not a subquery per model.
-    select, params = (
-        m.AIModel.objects.filter(where)
-        .order_by()
-        .values("pk")
-        .annotate(_tier_id=F("pk"), _tier_tier=Min("deployments__risk_tier"))
-        .values("_tier_id", "_tier_tier")
-        .query.sql_with_params()
+    for the models in `where`; only the rows it changes are written.
+
+    A correlated MIN per model over its deployments (the model_id index): its cost is the
+    deployments read, whatever the planner believes of the tables' sizes (a join to a
+    grouped derived table was rescanned per model on a table without statistics).
+    """
+    target, params = _where_sql(m.AIModel, where)
+    qn = connection.ops.quote_name
+    table, deployments = qn(m.AIModel._meta.db_table), qn(m.Deployment._meta.db_table)
+    riskiest = (
+        f"(SELECT MIN(d.risk_tier) FROM {deployments} d "  # noqa: S608 - names from the models
+        f"WHERE d.model_id = {table}.id)"
     )
-    table = connection.ops.quote_name(m.AIModel._meta.db_table)
+    distinct = "IS NOT" if connection.vendor == "sqlite" else "IS DISTINCT FROM"
     sql = (
-        f"UPDATE {table} SET risk_tier = c._tier_tier "  # noqa: S608 - names from the models, values as parameters
-        f"FROM ({select}) AS c "
-        f"WHERE {table}.id = c._tier_id AND ("
-        f"{table}.risk_tier <> c._tier_tier "
-        f"OR ({table}.risk_tier IS NULL AND c._tier_tier IS NOT NULL) "
-        f"OR ({table}.risk_tier IS NOT NULL AND c._tier_tier IS NULL))"
+        f"UPDATE {table} SET risk_tier = {riskiest} "  # noqa: S608 - names from the models, values as parameters
+        f"WHERE {target} AND {table}.risk_tier {distinct} {riskiest}"
     )
     with connection.cursor() as cursor:
         _no_jit(cursor)
