@@ -392,26 +392,28 @@ def _update_models(where: Q) -> int:
     """AIModel.risk_tier = the lowest (riskiest) tier of its deployments, NULL with none,
     for the models in `where`; only the rows it changes are written.
 
-    A correlated MIN per model over its deployments (the model_id index): its cost is the
-    deployments read, whatever the planner believes of the tables' sizes (a join to a
-    grouped derived table was rescanned per model on a table without statistics).
+    One grouped read of their deployments (a hash aggregate), one read of the models'
+    stored tiers, then one UPDATE per new tier value for the rows that differ: its cost
+    is the rows read, whatever the planner believes of the tables (a join to the grouped
+    rows was rescanned per model on a table without statistics).
     """
-    target, params = _where_sql(m.AIModel, where)
-    qn = connection.ops.quote_name
-    table, deployments = qn(m.AIModel._meta.db_table), qn(m.Deployment._meta.db_table)
-    riskiest = (
-        f"(SELECT MIN(d.risk_tier) FROM {deployments} d "  # noqa: S608 - names from the models
-        f"WHERE d.model_id = {table}.id)"
+    models = m.AIModel.objects.filter(where).order_by()
+    riskiest = dict(
+        m.Deployment.objects.filter(model__in=models.values("pk"))
+        .order_by()
+        .values("model_id")
+        .annotate(t=Min("risk_tier"))
+        .values_list("model_id", "t")
     )
-    distinct = "IS NOT" if connection.vendor == "sqlite" else "IS DISTINCT FROM"
-    sql = (
-        f"UPDATE {table} SET risk_tier = {riskiest} "  # noqa: S608 - names from the models, values as parameters
-        f"WHERE {target} AND {table}.risk_tier {distinct} {riskiest}"
-    )
-    with connection.cursor() as cursor:
-        _no_jit(cursor)
-        cursor.execute(sql, params)
-        return max(cursor.rowcount, 0)
+    moves: dict[int | None, list[int]] = {}
+    for pk, stored in models.values_list("pk", "risk_tier"):
+        new = riskiest.get(pk)
+        if new != stored:
+            moves.setdefault(new, []).append(pk)
+    for tier, pks in moves.items():
+        for chunk in _chunks(pks):
+            m.AIModel.objects.filter(pk__in=chunk).update(risk_tier=tier)
+    return sum(len(pks) for pks in moves.values())
 
 
 def _id_ranges(model: type[Any]) -> Iterable[Q]:

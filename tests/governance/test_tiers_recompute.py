@@ -151,19 +151,29 @@ def test_recompute_for_some_ids_leaves_the_others():
     assert tiers.recompute(deployment_ids=[]) == 0
 
 
-def test_a_small_id_set_is_a_few_queries():
-    deployments = [bare(exposure=D.Exposure.EXTERNAL) for _ in range(5)]
+def _statements(ids: list[int]) -> list[str]:
     with CaptureQueriesContext(connection) as ctx:
-        tiers.recompute(deployment_ids=[d.pk for d in deployments])
-    # The policy, the overrides in force, the deployments' UPDATE, the models' UPDATE
-    # (plus savepoints and PostgreSQL's SET LOCAL), whatever the number of ids.
-    statements = [
+        tiers.recompute(deployment_ids=ids)
+    # Leave out savepoints and PostgreSQL's SET LOCAL.
+    return [
         q["sql"]
         for q in ctx.captured_queries
         if "SAVEPOINT" not in q["sql"] and not q["sql"].startswith("SET LOCAL")
     ]
-    assert len(statements) == 4, statements
-    assert sum(s.startswith("UPDATE") for s in statements) == 2
+
+
+def test_a_small_id_set_is_a_few_queries_whatever_its_size():
+    model = AIModelFactory(sensitivity=m.Sensitivity.LOW)
+    few = [bare(model=model, exposure=D.Exposure.EXTERNAL).pk for _ in range(3)]
+    other = AIModelFactory(sensitivity=m.Sensitivity.LOW)
+    many = [bare(model=other, write_access=True).pk for _ in range(30)]
+    # The policy, the overrides in force, the deployments' UPDATE, the models' tiers
+    # (read, read, one UPDATE for the new tier).
+    first = _statements(few)
+    assert len(first) == 6, first
+    assert sum(s.startswith("UPDATE") for s in first) == 2
+    assert len(_statements(many)) == len(first)
+    assert len(_statements(many)) == 5  # nothing changed: no model UPDATE
 
 
 def test_override_applies_then_expires(risk):
