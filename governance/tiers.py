@@ -358,10 +358,15 @@ def _computed_rows(
     return rows.query.sql_with_params()
 
 
-def _no_jit(cursor: Any) -> None:
-    # PostgreSQL's JIT compiles a 50,000-row UPDATE for ~2 s and saves nothing here.
+def _no_jit(cursor: Any, *, hash_joins: bool = False) -> None:
+    # PostgreSQL's JIT compiles a 50,000-row UPDATE for ~2 s and saves nothing here. A
+    # whole id range joins to every model and system: hash joins read each row once,
+    # where a nested loop driven by a table it believes tiny (no statistics yet) read
+    # each model's deployments again for every chunk (0.5 s a chunk, bench size).
     if connection.vendor == "postgresql":
         cursor.execute("SET LOCAL jit = off")
+        if hash_joins:
+            cursor.execute("SET LOCAL enable_nestloop = off")
 
 
 def _where_sql(model: type[Any], where: Q) -> tuple[str, Sequence[Any]]:
@@ -372,7 +377,9 @@ def _where_sql(model: type[Any], where: Q) -> tuple[str, Sequence[Any]]:
     return sql, params
 
 
-def _update_deployments(policy: TierPolicy, overrides: dict[int, int], where: Q) -> int:
+def _update_deployments(
+    policy: TierPolicy, overrides: dict[int, int], where: Q, *, whole_range: bool
+) -> int:
     select, params = _computed_rows(policy, overrides, where)
     target, target_params = _where_sql(m.Deployment, where)
     table = connection.ops.quote_name(m.Deployment._meta.db_table)
@@ -383,12 +390,22 @@ def _update_deployments(policy: TierPolicy, overrides: dict[int, int], where: Q)
         f"AND ({table}.risk_score <> c._tier_score OR {table}.risk_tier <> c._tier_tier)"
     )
     with connection.cursor() as cursor:
-        _no_jit(cursor)
+        _no_jit(cursor, hash_joins=whole_range)
         cursor.execute(sql, [*params, *target_params])
         return max(cursor.rowcount, 0)
 
 
-def _update_models(where: Q) -> int:
+def _riskiest(deployments: QuerySet[m.Deployment]) -> dict[int, int]:
+    """{model id: the lowest tier of these deployments}: one grouped read."""
+    return dict(
+        deployments.order_by()
+        .values("model_id")
+        .annotate(t=Min("risk_tier"))
+        .values_list("model_id", "t")
+    )
+
+
+def _update_models(where: Q, riskiest: dict[int, int] | None = None) -> int:
     """AIModel.risk_tier = the lowest (riskiest) tier of its deployments, NULL with none,
     for the models in `where`; only the rows it changes are written.
 
@@ -398,13 +415,8 @@ def _update_models(where: Q) -> int:
     rows was rescanned per model on a table without statistics).
     """
     models = m.AIModel.objects.filter(where).order_by()
-    riskiest = dict(
-        m.Deployment.objects.filter(model__in=models.values("pk"))
-        .order_by()
-        .values("model_id")
-        .annotate(t=Min("risk_tier"))
-        .values_list("model_id", "t")
-    )
+    if riskiest is None:
+        riskiest = _riskiest(m.Deployment.objects.filter(model__in=models.values("pk")))
     moves: dict[int | None, list[int]] = {}
     for pk, stored in models.values_list("pk", "risk_tier"):
         new = riskiest.get(pk)
@@ -451,20 +463,35 @@ def recompute(
         overrides = overrides_in_force(now)
         for where in _id_ranges(m.Deployment):
             with transaction.atomic():
-                changed += _update_deployments(policy, overrides, where)
+                changed += _update_deployments(
+                    policy, overrides, where, whole_range=True
+                )
+        # Every model's riskiest tier in one pass (a few bytes a model), then per range.
+        riskiest = _riskiest(m.Deployment.objects.all())
         for where in _id_ranges(m.AIModel):
             with transaction.atomic():
-                _update_models(where)
+                _update_models(where, riskiest)
         return changed
     ids = sorted({int(pk) for pk in deployment_ids})
     for chunk in _chunks(ids):
         where = Q(pk__in=chunk)
         with transaction.atomic():
             changed += _update_deployments(
-                policy, overrides_in_force(now, where), where
+                policy, overrides_in_force(now, where), where, whole_range=False
             )
-            model_ids = m.Deployment.objects.filter(where).values("model_id")
-            _update_models(Q(pk__in=model_ids))
+            # Their models by id, then those models' deployments through the model_id
+            # index (a semi-join here was planned as a scan of every deployment).
+            model_ids = sorted(
+                set(
+                    m.Deployment.objects.filter(where).values_list(
+                        "model_id", flat=True
+                    )
+                )
+            )
+            _update_models(
+                Q(pk__in=model_ids),
+                _riskiest(m.Deployment.objects.filter(model_id__in=model_ids)),
+            )
     return changed
 
 
