@@ -12,9 +12,11 @@ tiers in bulk SQL: one UPDATE per id range joined to the computed rows, writing 
 rows whose tier or score changed, then the touched models' tiers. It runs
 - for everything: nightly (governance.tasks_tiers), `manage.py recompute_tiers`, after a
   policy change, and at the end of the demo seed;
-- for a few deployments (`deployment_ids=[...]`: a few indexed lookups, cheap): after an
-  override is set or ended, and for the deployments the change queue says changed (a
-  person's edit through inventory's forms, a sync: the detection consumer calls it).
+- for a few deployments (`deployment_ids=[...]`: seven small queries): after an
+  override is set or ended, and for what the change queue says changed (a person's edit
+  through inventory's forms, a sync): the change consumer calls
+  `recompute_for(deployment_ids=..., system_ids=..., model_ids=...)`, which adds the
+  deployments of changed systems and models (their sensitivity is a fact of each).
 Expired overrides stop applying at the next recompute of their deployment (nightly at the
 latest); `explain` already ignores them.
 
@@ -493,6 +495,26 @@ def recompute(
                 _riskiest(m.Deployment.objects.filter(model_id__in=model_ids)),
             )
     return changed
+
+
+def recompute_for(
+    *,
+    deployment_ids: Iterable[int] = (),
+    system_ids: Iterable[int] = (),
+    model_ids: Iterable[int] = (),
+) -> int:
+    """Recompute what a change touched: these deployments, and every deployment of these
+    systems and models (a system's or model's sensitivity is a fact of each of its
+    deployments). For the change consumer: it hands over the ids a batch changed."""
+    ids = set(deployment_ids)
+    systems, models = list(system_ids), list(model_ids)
+    if systems or models:
+        ids.update(
+            m.Deployment.objects.filter(
+                Q(system_id__in=systems) | Q(model_id__in=models)
+            ).values_list("pk", flat=True)
+        )
+    return recompute(deployment_ids=ids) if ids else 0
 
 
 def recompute_everything() -> int:

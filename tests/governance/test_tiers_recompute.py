@@ -231,6 +231,22 @@ def test_a_new_override_replaces_the_one_in_force(risk):
     assert TierOverride.objects.filter(ended_at__isnull=True).count() == 1
 
 
+def test_a_systems_or_models_change_recomputes_their_deployments():
+    model = AIModelFactory(sensitivity=m.Sensitivity.LOW)
+    system = SystemFactory(sensitivity="")
+    on_system = bare(model=AIModelFactory(sensitivity=m.Sensitivity.LOW), system=system)
+    of_model = bare(model=model)
+    untouched = bare(model=AIModelFactory(sensitivity=m.Sensitivity.LOW))
+    m.System.objects.filter(pk=system.pk).update(sensitivity=m.Sensitivity.CRITICAL)
+    m.AIModel.objects.filter(pk=model.pk).update(sensitivity=m.Sensitivity.HIGH)
+    m.AIModel.objects.filter(pk=untouched.model_id).update(sensitivity="high")
+    assert tiers.recompute_for(system_ids=[system.pk], model_ids=[model.pk]) == 2
+    assert stored(on_system) == (3, 30)
+    assert stored(of_model) == (4, 15)
+    assert stored(untouched) == (4, 0)  # not named: the nightly run takes it
+    assert tiers.recompute_for() == 0
+
+
 def test_model_tier_is_its_riskiest_deployments():
     model = AIModelFactory(sensitivity=m.Sensitivity.LOW)
     empty = AIModelFactory()
