@@ -313,3 +313,14 @@ def test_chart_links_to_the_filtered_list(login, admin_user):
     links = chart["series"][0]["links"]
     assert links[0].endswith("?risk_tier=1")
     json.dumps(chart)  # the json_script island
+
+
+def test_the_model_page_shows_its_tier(login, risk, deployment):
+    tiers.recompute()
+    body = login(risk).get(deployment.model.get_absolute_url()).content.decode()
+    assert "Tier 3" in body
+    empty = AIModelFactory(team=deployment.team)
+    assert (
+        "none: no deployment"
+        in login(risk).get(empty.get_absolute_url()).content.decode()
+    )
