@@ -360,7 +360,15 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.tasks.detect_time_based",
         "schedule": crontab(minute="47"),
     },
+    # https://crontab.guru/#7_1_*_*_* : daily at 01:07, every risk tier (expired overrides),
+    # before the nightly detection reads them for severities.
+    "tiers-recompute": {
+        "task": "governance.tasks_tiers.recompute_tiers",
+        "schedule": crontab(minute="7", hour="1"),
+    },
 }
+# Longest a committee's tier override may last (governance.tiers).
+TIER_OVERRIDE_MAX_DAYS = env.int("TIER_OVERRIDE_MAX_DAYS", default=365)
 
 # ---------------------------------------------------------------------------
 # Detection of findings (governance.detection, governance.detection_runner)

@@ -296,6 +296,10 @@ def seed_demo(
                 )
     seeder.say("counting the dashboard's summary")
     summary.refresh_dirty()
+    seeder.say("computing risk tiers")
+    from governance import tiers
+
+    tiers.recompute()
     return counts
 
 

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from governance import detection
+from governance import detection, tiers
 from governance.models import Finding
 from inventory import history
 from inventory import models as im
@@ -106,6 +106,10 @@ def detect_changes(
             break
         scope = changes_scope(((n.object_type, n.object_id) for n in notices), now=at)
         if any(scope.values()):
+            # Tiers first: the findings' severities read them. The scope already holds
+            # every deployment of a changed system or model (their sensitivity is a fact).
+            if scope.get(Finding.Subject.DEPLOYMENT):
+                tiers.recompute(deployment_ids=scope[Finding.Subject.DEPLOYMENT])
             _add(total, detection.run(scope=scope, now=at))
         if notices:
             history.change_notices_consume(notices=notices)

@@ -10,6 +10,7 @@ from governance import (
     views_gate,
     views_pipelines,
     views_proof,
+    views_tiers,
     views_timeline,
 )
 
@@ -88,5 +89,22 @@ urlpatterns = [
         "pipelines/system/<int:pk>/",
         views_pipelines.pipeline_system,
         name="pipeline_system",
+    ),
+    # Risk tiers (governance.tiers): the policy, a deployment's panel and its override.
+    path("tiers/", views_tiers.tier_policy, name="tier_policy"),
+    path(
+        "deployments/<int:pk>/tier/",
+        views_tiers.deployment_tier,
+        name="deployment_tier",
+    ),
+    path(
+        "deployments/<int:pk>/tier/override/",
+        views_tiers.deployment_tier_override,
+        name="deployment_tier_override",
+    ),
+    path(
+        "deployments/<int:pk>/tier/end/",
+        views_tiers.deployment_tier_end,
+        name="deployment_tier_end",
     ),
 ]

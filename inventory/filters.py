@@ -86,6 +86,8 @@ class BaseFilter(df.FilterSet):
 
 
 BOOL_CHOICES = (("true", "Yes"), ("false", "No"))
+# Risk tiers (kept by governance.tiers): 1 riskiest … 4.
+TIER_CHOICES = tuple((str(t), f"Tier {t}") for t in (1, 2, 3, 4))
 
 
 def source_choices() -> list[tuple[str, str]]:
@@ -152,6 +154,7 @@ class AIModelFilter(SourcedFilter):
     owner = df.ModelChoiceFilter(queryset=get_user_model().objects.none())
     lifecycle = df.ChoiceFilter(choices=m.AIModel.Lifecycle.choices)
     kind = df.ChoiceFilter(choices=m.AIModel.Kind.choices)
+    risk_tier = df.ChoiceFilter(label="Tier", choices=TIER_CHOICES)
     ownerless = df.BooleanFilter(
         method="filter_ownerless",
         label="No owner",
@@ -209,6 +212,7 @@ class DeploymentFilter(SourcedFilter):
     environment = df.ChoiceFilter(choices=m.Deployment.Environment.choices)
     exposure = df.ChoiceFilter(choices=m.Deployment.Exposure.choices)
     status = df.ChoiceFilter(choices=m.Deployment.Status.choices)
+    risk_tier = df.ChoiceFilter(label="Tier", choices=TIER_CHOICES)
     risk = df.ChoiceFilter(
         method="filter_risk",
         label="Risk flag",

@@ -75,6 +75,8 @@ class ListPage:
     filters_template: str = ""
     # Say how many rows match (capped, in the page's own query; see pagination.py).
     count: bool = True
+    # Sort aliases of nullable fields whose NULLs sort last going up (pagination.py).
+    nulls_last: frozenset[str] = frozenset()
 
     @property
     def nouns(self) -> str:
@@ -102,11 +104,14 @@ def count_cap(params: Any) -> int:
     return min(caps, default=COUNT_CAP)
 
 
-def ordered(queryset: QuerySet, field: str, descending: bool) -> QuerySet:
-    """The export's order: the page's (NULL the smallest value), ties broken by id."""
+def ordered(
+    queryset: QuerySet, field: str, descending: bool, *, nulls_last: bool = False
+) -> QuerySet:
+    """The export's order: the page's (NULL the smallest value unless `nulls_last`),
+    ties broken by id."""
     nullable = _nullable(queryset.model, field)
     return queryset.order_by(
-        order_value(field, descending, nullable=nullable),
+        order_value(field, descending, nullable=nullable, nulls_last=nulls_last),
         "-pk" if descending else "pk",
     )
 
@@ -282,7 +287,7 @@ def keyset_list(
         if page.export_queryset is not None:
             exported = page.export_queryset(exported, request.user)
         return csv_response(
-            ordered(exported, field, descending),
+            ordered(exported, field, descending, nulls_last=alias in page.nulls_last),
             page.export_columns,
             page.export_name,
             chunk_size=page.export_chunk_size,
@@ -295,6 +300,7 @@ def keyset_list(
         before=request.GET.get("before"),
         count=page.count,
         cap=count_cap(request.GET),
+        nulls_last=alias in page.nulls_last,
     )
     table = page.table(
         rows.rows,

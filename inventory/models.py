@@ -167,9 +167,7 @@ class AIModel(TimeStamped, Sourced):
     )
     # The riskiest tier of its deployments (1 riskiest … 4), kept by governance.tiers;
     # NULL while it has no deployment.
-    risk_tier = models.PositiveSmallIntegerField(
-        null=True, blank=True, editable=False, db_index=True
-    )
+    risk_tier = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
 
     objects = querysets.AIModelQuerySet.as_manager()
 
@@ -180,6 +178,8 @@ class AIModel(TimeStamped, Sourced):
         indexes = [
             models.Index(fields=["name", "id"], name="aimodel_name_id"),
             models.Index(fields=["updated_at", "id"], name="aimodel_updated_id"),
+            # The list's tier sort, NULL (no deployment) last: a plain index's order.
+            models.Index(fields=["risk_tier", "id"], name="aimodel_tier_id"),
         ]
 
     def __str__(self) -> str:
@@ -408,9 +408,8 @@ class Deployment(TimeStamped, Sourced):
     last_call_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Kept by governance.tiers: the computed tier unless a committee override is in force
     # (1 riskiest … 4), and the score it came from.
-    risk_tier = models.PositiveSmallIntegerField(
-        default=4, editable=False, db_index=True
-    )
+    # Indexed with the id (deployment_tier_id): the list's sort and the tier filter.
+    risk_tier = models.PositiveSmallIntegerField(default=4, editable=False)
     risk_score = models.PositiveSmallIntegerField(default=0, editable=False)
 
     objects = querysets.DeploymentQuerySet.as_manager()
@@ -431,6 +430,7 @@ class Deployment(TimeStamped, Sourced):
             ),
             NullsFirstIndex(fields=["owner", "id"], name="deployment_owner_id"),
             NullsFirstIndex(fields=["team", "id"], name="deployment_team_id"),
+            models.Index(fields=["risk_tier", "id"], name="deployment_tier_id"),
         ]
 
     def __str__(self) -> str:

@@ -94,9 +94,19 @@ def parse_sort(
     return alias, allowed[alias], descending
 
 
-def order_value(field: str, descending: bool, *, nullable: bool) -> OrderBy:
+def order_value(
+    field: str, descending: bool, *, nullable: bool, nulls_last: bool = False
+) -> OrderBy:
     """`field` in order; a nullable one with NULL as its smallest value, walking either
-    way (see the module's docstring). The page and its CSV export both order by this."""
+    way (see the module's docstring), or its largest with `nulls_last` (a model's risk
+    tier: the riskiest first going up, models with no tier last). The page and its CSV
+    export both order by this."""
+    if nullable and nulls_last:
+        return (
+            F(field).desc(nulls_first=True)
+            if descending
+            else F(field).asc(nulls_last=True)
+        )
     if nullable:
         return (
             F(field).desc(nulls_last=True)
@@ -130,6 +140,7 @@ def keyset_paginate(
     per_page: int = DEFAULT_PER_PAGE,
     count: bool = False,
     cap: int = COUNT_CAP,
+    nulls_last: bool = False,
 ) -> KeysetPage:
     """One page of `queryset` ordered by (field, id), after or before a cursor.
 
@@ -138,6 +149,7 @@ def keyset_paginate(
     """
     model_field = _resolve_field(queryset.model, field)
     nullable = _nullable(queryset.model, field)
+    nulls_last = nulls_last and nullable
     cursor = _decode(before) if before else _decode(after) if after else None
     if cursor is not None:
         # A cursor is user input: one that does not fit the field (forged, or from another
@@ -148,10 +160,11 @@ def keyset_paginate(
     # Walking backwards reads the reversed order and flips the rows afterwards.
     walk_desc = descending != backwards
     qs = queryset.order_by(
-        order_value(field, walk_desc, nullable=nullable), "-pk" if walk_desc else "pk"
+        order_value(field, walk_desc, nullable=nullable, nulls_last=nulls_last),
+        "-pk" if walk_desc else "pk",
     )
     if cursor is not None:
-        qs = qs.filter(_after(field, cursor, walk_desc, nullable))
+        qs = qs.filter(_after(field, cursor, walk_desc, nullable, nulls_last))
     if count:
         qs = qs.annotate(**{_COUNT_ALIAS: capped_count(queryset, cap)})
     rows = list(qs[: per_page + 1])
@@ -197,19 +210,29 @@ def keyset_paginate(
     )
 
 
-def _after(field: str, cursor: list[Any], walk_desc: bool, nullable: bool) -> Q:
-    """Rows after (value, pk) in the walk's order (NULL the smallest value)."""
+def _after(
+    field: str,
+    cursor: list[Any],
+    walk_desc: bool,
+    nullable: bool,
+    nulls_last: bool = False,
+) -> Q:
+    """Rows after (value, pk) in the walk's order (NULL the smallest value, or the
+    largest with `nulls_last`)."""
     value, pk = cursor
     op = "lt" if walk_desc else "gt"
     is_null = Q(**{f"{field}__isnull": True})
+    # Whether the NULLs come last in this walk: walking down with NULL the smallest,
+    # walking up with NULL the largest.
+    nulls_at_end = walk_desc != nulls_last
     if nullable and value is None:
-        # Among the NULLs: walking down, only NULLs with a lower id follow; walking up,
-        # the NULLs with a higher id and then every value.
+        # Among the NULLs: where they end the walk, only NULLs with a later id follow;
+        # where they start it, the NULLs with a later id and then every value.
         later_nulls = is_null & Q(**{f"pk__{op}": pk})
-        return later_nulls if walk_desc else later_nulls | ~is_null
+        return later_nulls if nulls_at_end else later_nulls | ~is_null
     later = Q(**{f"{field}__{op}": value}) | Q(**{field: value, f"pk__{op}": pk})
-    if nullable and walk_desc:
-        return later | is_null  # walking down, the NULLs come after every value
+    if nullable and nulls_at_end:
+        return later | is_null  # the NULLs come after every value
     # The first, redundant bound (>= / <=) is what lets the (field, id) index start at the
     # cursor; the OR alone makes PostgreSQL scan from the beginning of the index.
     return Q(**{f"{field}__{op}e": value}) & later

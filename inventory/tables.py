@@ -386,8 +386,17 @@ class TeamTable(KeysetTable):
         fields = ("name", "description")
 
 
+# A risk tier's badge colour: 1 riskiest (governance.tiers).
+TIER_TONES = {1: "danger", 2: "warning", 3: "info", 4: "success"}
+
+
+def tier_badge(value: Any) -> SafeString:
+    return _badge(str(value), TIER_TONES.get(value, "secondary"))
+
+
 class AIModelTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
+    risk_tier = tables.Column(verbose_name="Tier", orderable=True)
     kind = tables.Column()
     provider = tables.Column()
     lifecycle = StatusColumn()
@@ -403,6 +412,7 @@ class AIModelTable(KeysetTable):
         model = m.AIModel
         fields = (
             "name",
+            "risk_tier",
             "kind",
             "provider",
             "lifecycle",
@@ -418,6 +428,9 @@ class AIModelTable(KeysetTable):
             if record.owner
             else _badge("no owner", "danger")
         )
+
+    def render_risk_tier(self, value):
+        return tier_badge(value)
 
 
 class ModelVersionTable(KeysetTable):
@@ -471,6 +484,8 @@ class SystemTable(KeysetTable):
 
 class DeploymentTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
+    # Kept by governance.tiers (an override in force included).
+    risk_tier = tables.Column(verbose_name="Tier", orderable=True)
     model = tables.Column(linkify=True)
     observed_version = tables.Column(verbose_name="Running", empty_values=())
     # The baseline (querysets.BASELINE): the committee's pin, else the model's baseline;
@@ -495,6 +510,7 @@ class DeploymentTable(KeysetTable):
         model = m.Deployment
         fields = (
             "name",
+            "risk_tier",
             "model",
             "observed_version",
             "baseline",
@@ -530,6 +546,9 @@ class DeploymentTable(KeysetTable):
             # The committee pinned this deployment to it (else it is the model's baseline).
             return _joined(label, _badge("pinned", "secondary"))
         return label
+
+    def render_risk_tier(self, value):
+        return tier_badge(value)
 
     def render_flags(self, record):
         flags = []

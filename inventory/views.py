@@ -67,6 +67,8 @@ class ListSpec:
     description: str = ""
     # What the list (and its CSV) adds to the selector's rows, e.g. an annotation.
     prepare: Callable[[QuerySet], QuerySet] | None = None
+    # Sort aliases whose NULLs come last going up (a model's tier: none yet).
+    nulls_last: frozenset[str] = frozenset()
 
     @property
     def list_url(self) -> str:
@@ -86,6 +88,7 @@ class ListSpec:
             export_queryset=self.export_queryset,
             export_name=f"{self.key}s",
             refresh_event=f"{self.key}sChanged",
+            nulls_last=self.nulls_last,
         )
 
 
@@ -139,7 +142,14 @@ SPECS: dict[str, ListSpec] = {
             selector=selectors.aimodel_list,
             filterset=filters.AIModelFilter,
             table=tables.AIModelTable,
-            sorts={"name": "name", "updated_at": "updated_at"},
+            # The tier (riskiest of its deployments', governance.tiers) sorts 1 first and
+            # the models with no deployment (no tier) last: an (risk_tier, id) index.
+            sorts={
+                "name": "name",
+                "updated_at": "updated_at",
+                "risk_tier": "risk_tier",
+            },
+            nulls_last=frozenset({"risk_tier"}),
             default_sort="name",
             form=forms.AIModelForm,
             export_columns=[
@@ -153,6 +163,8 @@ SPECS: dict[str, ListSpec] = {
                 ("source", "source"),
                 ("external_id", "external_id"),
                 ("updated_at", "updated_at"),
+                ("risk_tier", "risk_tier"),
+                ("sensitivity", "sensitivity"),
             ],
             description="Every model the organisation has registered or been seen running.",
         ),
@@ -216,6 +228,8 @@ SPECS: dict[str, ListSpec] = {
                 "owner": "owner_id",
                 "last_seen_at": "last_seen_at",
                 "last_call_at": "last_call_at",
+                # Kept by governance.tiers; a (risk_tier, id) index.
+                "risk_tier": "risk_tier",
             },
             default_sort="name",
             form=forms.DeploymentForm,
@@ -253,6 +267,8 @@ SPECS: dict[str, ListSpec] = {
                 ("silent", "is_silent"),
                 ("inherited_owner", csv_export.username_of("inherited_owner")),
                 ("identities", csv_export.names_of("identities")),
+                ("risk_tier", "risk_tier"),
+                ("risk_score", "risk_score"),
             ],
             export_related=(
                 "approved_version",

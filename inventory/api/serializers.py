@@ -77,6 +77,9 @@ class AIModelSerializer(serializers.ModelSerializer):
             "baseline_version",
             "team",
             "owner",
+            "sensitivity",
+            # The riskiest tier of its deployments (governance.tiers); null with none.
+            "risk_tier",
             *SOURCED_FIELDS,
         ]
         read_only_fields = fields
@@ -240,6 +243,9 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "last_seen_at",
             "last_call_at",
             "identities",
+            # 1 riskiest … 4, an override in force included, and its computed score.
+            "risk_tier",
+            "risk_score",
             *SOURCED_FIELDS,
         ]
         read_only_fields = fields
