@@ -300,6 +300,12 @@ def seed_demo(
     from governance import tiers
 
     tiers.recompute()
+    seeder.say("detecting findings")
+    from governance import detection
+
+    # No email for the seeded findings: nobody asked for them yet.
+    result = detection.run(notify=False)
+    counts["findings"] = result.counts.get("opened", 0)
     return counts
 
 
