@@ -148,7 +148,7 @@ def object_create(
             {instance.pk: (set(), set(after["deployments"]))}
         )
     hand_history(actor=actor, deltas=deltas)
-    _announce_edit(instance)
+    _announce_edit(instance, already=history.changed_objects(deltas))
     return instance
 
 
@@ -185,10 +185,9 @@ def object_update(
             before=before,
             after=after,
         )
-        hand_history(
-            actor=actor, deltas=history.diff_snapshots(instance, before, after)
-        )
-        _announce_edit(instance)
+        deltas = history.diff_snapshots(instance, before, after)
+        hand_history(actor=actor, deltas=deltas)
+        _announce_edit(instance, already=history.changed_objects(deltas))
     return instance
 
 
@@ -205,9 +204,13 @@ ANNOUNCED_ON_EDIT = (
 )
 
 
-def _announce_edit(instance: Model) -> None:
-    if isinstance(instance, ANNOUNCED_ON_EDIT):
-        history.announce(objects=[(instance._meta.label_lower, instance.pk)])
+def _announce_edit(
+    instance: Model, already: set[tuple[str, int]] = frozenset()
+) -> None:
+    """Announce the edited object, unless its history rows already did."""
+    pair = (instance._meta.label_lower, instance.pk)
+    if isinstance(instance, ANNOUNCED_ON_EDIT) and pair not in already:
+        history.announce(objects=[pair])
 
 
 @transaction.atomic

@@ -208,7 +208,14 @@ def test_traces_that_create_deployments_and_models_are_audited_once_per_push(
     ]
     assert event.after["models"] == [{"id": model.pk, "external_id": model.external_id}]
     assert event.actor_kind == "source"
-    assert set(m.ChangeNotice.objects.values_list("object_type", "object_id")) == {
+    # The telemetry token's own identity was announced when it was issued.
+    tokens = {
+        ("inventory.nonhumanidentity", pk)
+        for pk in m.APIToken.objects.values_list("identity_id", flat=True)
+    }
+    assert set(
+        m.ChangeNotice.objects.values_list("object_type", "object_id")
+    ) - tokens == {
         ("inventory.deployment", deployment.pk),
         ("inventory.aimodel", model.pk),
     }
@@ -223,7 +230,7 @@ def test_traces_that_create_deployments_and_models_are_audited_once_per_push(
     )
     assert again.status_code == 200
     assert AuditEvent.objects.filter(action=otlp.PUSH_CREATE_ACTION).count() == 1
-    assert m.ChangeNotice.objects.count() == 2
+    assert m.ChangeNotice.objects.count() == 2 + len(tokens)
 
 
 def otlp_start():

@@ -276,7 +276,7 @@ def test_sync_now_redirects_to_the_finished_run(
     assertTemplateUsed(page, "sources/run_detail.html")
     body = page.content.decode()
     assert 'data-testid="count-created">2<' in body
-    assert "hx-trigger" not in body, "a finished run is not polled"
+    assert 'hx-trigger="every' not in body, "a finished run is not polled"
 
 
 def test_sync_while_a_run_is_active_lands_on_that_run(login, admin_user, api_source):
