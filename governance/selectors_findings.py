@@ -7,6 +7,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.http import Http404
@@ -17,6 +18,11 @@ from governance.models import Finding, FindingEvent, Notification
 from inventory import permissions
 
 CHART_DAYS = 30
+# The chart counts every opening and resolution of the last 30 days: hundreds of thousands
+# of events at scale, too many to group on each page view. The page keeps each scope's
+# chart this long; a person's action on a finding starts a new generation at once.
+CHART_CACHE_SECONDS = 60
+CHART_GENERATION_KEY = "findings-chart:generation"
 QUEUE_TOP = 5
 # Joined for the list's cells (names only: inventory.lists.lean defers the rest).
 LIST_RELATED = ("team", "assignee", "owner", "deployment", "identity", "model")
@@ -29,6 +35,31 @@ def finding_list(*, user: Any) -> QuerySet[Finding]:
 
 def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:
     return list(finding.events.order_by("-at", "-id")[:limit])
+
+
+def chart_changed() -> None:
+    """Findings changed by a person: the next page view recounts its chart."""
+    try:
+        cache.incr(CHART_GENERATION_KEY)
+    except ValueError:
+        cache.set(CHART_GENERATION_KEY, 1, None)
+
+
+def findings_chart_cached(*, user: Any) -> dict[str, Any]:
+    """`findings_chart`, kept `CHART_CACHE_SECONDS` per scope (everyone who reads all
+    shares one; an owner's is theirs: their teams and themselves) and per day."""
+    if permissions.reads_all(user):
+        scope = "all"
+    else:
+        teams = ",".join(str(t) for t in sorted(permissions.team_ids(user)))
+        scope = f"user{user.pk}:teams{teams}"
+    generation = cache.get(CHART_GENERATION_KEY, 0)
+    key = f"findings-chart:{generation}:{timezone.localdate()}:{scope}"
+    chart = cache.get(key)
+    if chart is None:
+        chart = findings_chart(user=user)
+        cache.set(key, chart, CHART_CACHE_SECONDS)
+    return chart
 
 
 def findings_chart(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import Change, record_many
-from governance import detection
+from governance import detection, selectors_findings
 from governance.models import Finding, FindingEvent
 from inventory import permissions
 from inventory.models import Team
@@ -287,6 +287,8 @@ def _save(
             for finding, _ in pairs
         ]
     )
+    # The findings chart recounts once this change is committed.
+    transaction.on_commit(selectors_findings.chart_changed)
     record_many(
         actor=actor,
         changes=[

@@ -137,7 +137,7 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         request.htmx and not request.htmx.history_restore_request
     )
     if full_page:
-        chart = selectors.findings_chart(user=request.user)
+        chart = selectors.findings_chart_cached(user=request.user)
         context["chart_data"] = chart_specs(chart)
         context["chart_totals"] = {
             "opened": sum(sum(v) for v in chart["opened"].values()),
