@@ -40,7 +40,12 @@ from inventory import models as im
 
 log = logging.getLogger(__name__)
 
-CHUNK = 5000
+CHUNK = 5000  # ids per chunk of a change scope (an IN list)
+# Ids per chunk of a full run. The usage-based scans (shadow, deprecated, out of bounds)
+# read UsageHour by time window whatever the id range, so their cost is per chunk, not per
+# id: at 10,000 models / 50,000 deployments one shadow scan took 8.3 s for 5,000 ids and
+# 4.2 s for 50,000. Memory stays bounded by one chunk's conditions and findings.
+RANGE_CHUNK = 50_000
 
 Kind = Finding.Kind
 Severity = Finding.Severity
@@ -381,8 +386,8 @@ def _ranges(subject_type: str) -> Iterator[tuple[int, int]]:
     lo, hi = min(los), max(his)
     start = lo
     while start <= hi:
-        yield start, start + CHUNK
-        start += CHUNK
+        yield start, start + RANGE_CHUNK
+        start += RANGE_CHUNK
 
 
 def _selected(kinds: Collection[str] | None) -> list[Detector]:
@@ -405,7 +410,7 @@ def run(
     notify: bool = True,
 ) -> RunResult:
     """Detect and keep the findings. `scope` ({subject_type: ids}) limits it to those
-    subjects; without it every subject is scanned, in chunks of `CHUNK` ids."""
+    subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids."""
     now = now or timezone.now()
     result = RunResult()
     for detector in _selected(kinds):
