@@ -7,7 +7,6 @@ owner reads the decisions about their teams' and own models and deployments
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -17,16 +16,14 @@ from django import forms
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from governance import gate
-from governance.filters import DAY_BOUNDS
+from governance.filters import DayRangeFilter
 from governance.models import GateDecision
 from inventory import models as m
-from inventory.filters import BaseFilter
 from inventory.lists import ListPage, keyset_list
 from inventory.tables import KeysetTable, WhenColumn
 
@@ -35,12 +32,9 @@ GATE_SORTS = {"created_at": "created_at"}
 GATE_DEFAULT_SORT = "-created_at"
 
 
-def _start_of(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, tzinfo=timezone.get_current_timezone())
-
-
-class GateDecisionFilter(BaseFilter):
+class GateDecisionFilter(DayRangeFilter):
     search_fields = ("version", "actor_label")
+    date_field = "created_at"
 
     decision = df.ChoiceFilter(
         choices=DECISION_CHOICES, method="filter_decision", empty_label="Any"
@@ -52,18 +46,6 @@ class GateDecisionFilter(BaseFilter):
     )
     environment = df.ChoiceFilter(
         choices=m.Deployment.Environment.choices, empty_label="Any"
-    )
-    date_from = df.DateFilter(
-        label="From",
-        method="filter_date_from",
-        validators=DAY_BOUNDS,
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
-    date_to = df.DateFilter(
-        label="To",
-        method="filter_date_to",
-        validators=DAY_BOUNDS,
-        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     class Meta:
@@ -83,15 +65,6 @@ class GateDecisionFilter(BaseFilter):
         if value.isdigit() and len(value) < 19:
             return queryset.filter(model_id=int(value))
         return queryset.filter(model__name__iexact=value)
-
-    # Day bounds, not created_at__date: a range on the column itself uses its index.
-    def filter_date_from(
-        self, queryset: QuerySet, name: str, value: dt.date
-    ) -> QuerySet:
-        return queryset.filter(created_at__gte=_start_of(value))
-
-    def filter_date_to(self, queryset: QuerySet, name: str, value: dt.date) -> QuerySet:
-        return queryset.filter(created_at__lt=_start_of(value + dt.timedelta(days=1)))
 
 
 class GateDecisionTable(KeysetTable):
