@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
-from django.http import Http404
 
 from governance.models import Finding
 from inventory import permissions
@@ -26,10 +25,3 @@ def finding_scope(
     return queryset.filter(
         Q(team_id__in=permissions.team_ids(user)) | Q(owner=user) | Q(assignee=user)
     )
-
-
-def finding_get_for_user(*, user: AbstractBaseUser, pk: int) -> Finding:
-    try:
-        return finding_scope(Finding.objects.all(), user).get(pk=pk)
-    except Finding.DoesNotExist as exc:
-        raise Http404 from exc
