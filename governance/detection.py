@@ -109,8 +109,15 @@ class Condition:
 
     @property
     def evidence_key(self) -> str:
-        raw = json.dumps(self.facts, sort_keys=True, default=str)
-        return hashlib.sha256(raw.encode()).hexdigest()
+        return hashlib.sha256(self._facts_json().encode()).hexdigest()
+
+    def _facts_json(self) -> str:
+        return json.dumps(self.facts, sort_keys=True, default=str)
+
+    def evidence_json(self) -> str:
+        """`evidence` as JSON text, its facts encoded as for the key (once per run)."""
+        records = json.dumps(self.records, default=str)
+        return f'{{"facts": {self._facts_json()}, "records": {records}}}'
 
     @property
     def evidence(self) -> dict[str, Any]:
@@ -535,6 +542,31 @@ def _set_where_ids(pks: list[int], **values: Any) -> None:
 # The columns a new finding or event is written with (the generated priority is the
 # database's), as `_create` and `_write_events` copy them.
 FINDING_COLUMNS = [f.column for f in Finding._meta.concrete_fields if not f.generated]
+# The columns `_create` sets on a new finding, in the order it gives them.
+CREATE_SET = (
+    "id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "deployment_id",
+    "identity_id",
+    "model_id",
+    "team_id",
+    "owner_id",
+    "title",
+    "severity",
+    "tier",
+    "status",
+    "queue",
+    "assignee_id",
+    "source",
+    "evidence",
+    "evidence_key",
+    "opened_at",
+    "first_opened_at",
+    "last_seen_at",
+    "updated_at",
+)
 EVENT_COLUMNS = [
     f.column for f in FindingEvent._meta.concrete_fields if not f.primary_key
 ]
@@ -577,38 +609,43 @@ def _create(
         Finding.objects.bulk_create(objs, batch_size=1000)
         return [f.pk for f in objs]
     ids = reserve_ids(Finding, len(conds))
-    base = _defaults(Finding)
-    status, opened = Finding.Status.OPEN.value, now
+    defaults = _defaults(Finding)
+    # Each row starts as the defaults; the columns below are set at their positions.
+    base = [defaults.get(c) for c in FINDING_COLUMNS]
+    at = [FINDING_COLUMNS.index(c) for c in CREATE_SET]
+    status = Finding.Status.OPEN.value
 
-    def rows() -> Iterator[tuple]:
+    def rows() -> Iterator[list]:
         for pk, cond in zip(ids, conds, strict=True):
             queue, assignee = _assignment(cond)
-            row = dict(base)
-            row.update(
-                id=pk,
-                kind=kind,
-                subject_type=subject_type,
-                subject_id=cond.subject_id,
-                deployment_id=cond.deployment_id,
-                identity_id=cond.identity_id,
-                model_id=cond.model_id,
-                team_id=cond.team_id,
-                owner_id=cond.owner_id,
-                title=cond.title[:300],
-                severity=cond.resolved_severity(),
-                tier=cond.tier,
-                status=status,
-                queue=queue,
-                assignee_id=assignee,
-                source=cond.source[:100],
-                evidence=json.dumps(cond.evidence),
-                evidence_key=keys[cond.subject_id],
-                opened_at=opened,
-                first_opened_at=opened,
-                last_seen_at=now,
-                updated_at=now,
+            values = (
+                pk,
+                kind,
+                subject_type,
+                cond.subject_id,
+                cond.deployment_id,
+                cond.identity_id,
+                cond.model_id,
+                cond.team_id,
+                cond.owner_id,
+                cond.title[:300],
+                cond.resolved_severity(),
+                cond.tier,
+                status,
+                queue,
+                assignee,
+                cond.source[:100],
+                cond.evidence_json(),
+                keys[cond.subject_id],
+                now,
+                now,
+                now,
+                now,
             )
-            yield tuple(row[c] for c in FINDING_COLUMNS)
+            row = base.copy()
+            for i, value in zip(at, values, strict=True):
+                row[i] = value
+            yield row
 
     copy_rows(Finding, FINDING_COLUMNS, rows())
     return ids
@@ -625,13 +662,18 @@ def _write_events(kind: str, events: list[tuple[int, str, str]], now: datetime) 
             batch_size=2000,
         )
         return
-    base = _defaults(FindingEvent)
+    defaults = _defaults(FindingEvent)
+    defaults.update(kind=kind, at=now)
+    base = [defaults.get(c) for c in EVENT_COLUMNS]
+    i_finding, i_action, i_note = (
+        EVENT_COLUMNS.index(c) for c in ("finding_id", "action", "note")
+    )
 
-    def rows() -> Iterator[tuple]:
+    def rows() -> Iterator[list]:
         for pk, action, note in events:
-            row = dict(base)
-            row.update(finding_id=pk, kind=kind, action=action, at=now, note=note)
-            yield tuple(row[c] for c in EVENT_COLUMNS)
+            row = base.copy()
+            row[i_finding], row[i_action], row[i_note] = pk, action, note
+            yield row
 
     copy_rows(FindingEvent, EVENT_COLUMNS, rows())
 
