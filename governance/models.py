@@ -182,7 +182,11 @@ class Finding(models.Model):
     subject_type = models.CharField(max_length=20, choices=Subject.choices)
     subject_id = models.BigIntegerField()
     # The subject and what it belongs to, for filters and read permission (kept by the
-    # engine on every update).
+    # engine on every update). The model, team, owner and assignee are copies of the
+    # subject's, rewritten by each run, so they have no database constraint: its check
+    # locked the referenced row once per new finding (about a million row locks at the
+    # commits of a first full run, 10 of its seconds). Django still applies their
+    # on_delete when one of them is deleted.
     deployment = models.ForeignKey(
         Deployment,
         null=True,
@@ -205,6 +209,7 @@ class Finding(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="findings",
+        db_constraint=False,
     )
     team = models.ForeignKey(
         Team,
@@ -213,6 +218,7 @@ class Finding(models.Model):
         on_delete=models.SET_NULL,
         related_name="findings",
         db_index=False,
+        db_constraint=False,
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -222,6 +228,7 @@ class Finding(models.Model):
         related_name="+",
         help_text="The subject's accountable person.",
         db_index=False,
+        db_constraint=False,
     )
     title = models.CharField(max_length=300)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
@@ -244,6 +251,7 @@ class Finding(models.Model):
         on_delete=models.SET_NULL,
         related_name="assigned_findings",
         db_index=False,
+        db_constraint=False,
     )
     # Set when a person assigned it: the engine then stops following the subject's owner.
     assigned_manually = models.BooleanField(default=False)

@@ -149,3 +149,29 @@ def test_high_findings_notify_their_assignee_once(settings):
     assert notifications.findings_assigned(finding_ids=[finding.pk]) == 1
     assert len(mail.outbox) == 1 and "owner@example.com" in mail.outbox[0].to
     assert Notification.objects.filter(recipient=owner).count() == 1
+
+
+def test_deletes_reach_the_copied_keys_without_a_database_constraint():
+    """A finding's model, team, owner and assignee have no database constraint; Django
+    still applies their on_delete (cascade for the model, set null for the others)."""
+    owner = UserFactory()
+    d = DeploymentFactory(owner=owner, business_purpose="", environment="production")
+    detection.run(kinds=[Finding.Kind.MISSING_PURPOSE])
+    finding = Finding.objects.get(kind=Finding.Kind.MISSING_PURPOSE, subject_id=d.pk)
+    assert finding.team_id and finding.owner_id == owner.pk
+    assert finding.assignee_id == owner.pk
+
+    owner.delete()
+    finding.refresh_from_db()
+    assert finding.owner_id is None and finding.assignee_id is None
+    team = finding.team
+    im.Deployment.objects.filter(team=team).update(team=None)
+    im.NonHumanIdentity.objects.filter(team=team).update(team=None)
+    im.AIModel.objects.filter(team=team).update(team=None)
+    team.delete()
+    finding.refresh_from_db()
+    assert finding.team_id is None
+    model = finding.model
+    im.Deployment.objects.filter(pk=d.pk).delete()
+    assert not Finding.objects.filter(pk=finding.pk).exists()
+    assert model is not None
