@@ -18,7 +18,8 @@ from typing import Any
 
 import django_tables2 as tables
 from django.core.exceptions import FieldDoesNotExist
-from django.db.models import Model
+from django.db.models import Model, QuerySet
+from django.db.models.base import ModelState
 from django.urls import reverse
 from django.utils.formats import localize
 from django.utils.html import conditional_escape, format_html
@@ -100,6 +101,85 @@ def _calls(value: Any) -> Any:
     return value
 
 
+class RowReader:
+    """A page's rows read as tuples (`values_list` of the fields a table shows) and made
+    into model instances without `Model.__init__` / `from_db`: the instance's __dict__ is
+    the tuple's fields, its joined rows are cached on it the way select_related caches
+    them. Building 50 rows of five instances each through Django cost about 3 ms of a
+    list page's CPU (bench, deployment list); this costs a tenth of that.
+
+    Only the declared fields are read (plus the ids of the rows joined through, and the
+    query's annotations). Reading another one goes back to the database, as a deferred
+    field does: a query per row, which the query-count tests (3 rows against 30) catch.
+    """
+
+    def __init__(
+        self, model: type[Model], fields: tuple[str, ...], annotations: tuple[str, ...]
+    ) -> None:
+        self.paths: list[str] = []
+        self._make = self._builder(model, list(fields), "", annotations)
+
+    def read(self, queryset: QuerySet) -> list[Model]:
+        make, db = self._make, queryset.db
+        return [make(row, db) for row in queryset.values_list(*self.paths)]
+
+    def _builder(
+        self,
+        model: type[Model],
+        paths: list[str],
+        prefix: str,
+        annotations: tuple[str, ...] = (),
+    ) -> Callable[[tuple, str], Model]:
+        opts = model._meta
+        own = [opts.pk.attname]
+        joined: dict[str, list[str]] = {}
+        for path in paths:
+            head, _, rest = path.partition("__")
+            if rest:
+                joined.setdefault(head, []).append(rest)
+            else:
+                name = opts.get_field(head).attname
+                if name not in own:
+                    own.append(name)
+        for head in joined:
+            fk = opts.get_field(head)
+            if fk.attname not in own:
+                own.append(fk.attname)
+        start = len(self.paths)
+        self.paths += [f"{prefix}{name}" for name in own]
+        self.paths += list(annotations)
+        names = own + list(annotations)
+        stop = start + len(names)
+        fk_at = {
+            head: start + own.index(opts.get_field(head).attname) for head in joined
+        }
+        subs = [
+            (
+                head,
+                fk_at[head],
+                self._builder(
+                    opts.get_field(head).related_model, rest, f"{prefix}{head}__"
+                ),
+            )
+            for head, rest in joined.items()
+        ]
+        new = model.__new__
+
+        def make(row: tuple, db: str) -> Model:
+            obj = new(model)
+            values = obj.__dict__
+            values.update(zip(names, row[start:stop], strict=True))
+            state = values["_state"] = ModelState()
+            state.db, state.adding = db, False
+            state.fields_cache = {
+                head: None if row[at] is None else sub(row, db)
+                for head, at, sub in subs
+            }
+            return obj
+
+        return make
+
+
 class KeysetTable(tables.Table):
     """A table over one keyset page: it shows the sort state but never re-sorts the rows."""
 
@@ -111,6 +191,21 @@ class KeysetTable(tables.Table):
     # Column classes whose render() the compiled rows call directly (others go through
     # django-tables2 cell by cell: correct, only slower).
     compiled_columns: tuple[type[tables.Column], ...] = ()
+    # The fields the rows are read with (`RowReader`: `field`, or `relation__field` through
+    # a join): the list reads them as tuples instead of model instances. Empty: instances.
+    row_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def read_rows(cls, queryset: QuerySet) -> list[Model]:
+        """The rows of `queryset` (a page: ordered and sliced) as `RowReader` builds them."""
+        annotations = tuple(queryset.query.annotation_select)
+        key = (cls, annotations)
+        reader = _READERS.get(key)
+        if reader is None:
+            reader = _READERS[key] = RowReader(
+                queryset.model, cls.row_fields, annotations
+            )
+        return reader.read(queryset)
 
     def __init__(
         self,
@@ -377,9 +472,18 @@ _COMPILED_COLUMNS: tuple[type[tables.Column], ...] = (
 )
 
 
+# One reader per table and set of annotations (a handful in all).
+_READERS: dict[tuple[type, tuple[str, ...]], RowReader] = {}
+
+
 class TeamTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     description = tables.Column(orderable=False)
+
+    row_fields = (
+        "name",
+        "description",
+    )
 
     class Meta(KeysetTable.Meta):
         model = m.Team
@@ -406,6 +510,19 @@ class AIModelTable(KeysetTable):
     updated_at = WhenColumn(
         orderable=True,
         verbose_name="Updated",
+    )
+
+    row_fields = (
+        "name",
+        "risk_tier",
+        "kind",
+        "provider",
+        "lifecycle",
+        "team__name",
+        "owner__username",
+        "source",
+        "gone_at",
+        "updated_at",
     )
 
     class Meta(KeysetTable.Meta):
@@ -442,6 +559,17 @@ class ModelVersionTable(KeysetTable):
     created_at = WhenColumn(orderable=True, verbose_name="Registered", fmt="%Y-%m-%d")
     source = SourceColumn()
 
+    row_fields = (
+        "model__name",
+        "version",
+        "approval",
+        "digest",
+        "approved_at",
+        "created_at",
+        "source",
+        "gone_at",
+    )
+
     class Meta(KeysetTable.Meta):
         model = m.ModelVersion
         fields = (
@@ -466,6 +594,14 @@ class SystemTable(KeysetTable):
     team = tables.Column(linkify=True)
     owner = tables.Column(empty_values=())
     business_purpose = tables.Column(verbose_name="Purpose")
+
+    row_fields = (
+        "name",
+        "kind",
+        "team__name",
+        "owner__username",
+        "business_purpose",
+    )
 
     class Meta(KeysetTable.Meta):
         model = m.System
@@ -505,6 +641,28 @@ class DeploymentTable(KeysetTable):
         verbose_name="Last seen",
     )
     last_call_at = WhenColumn(orderable=True, verbose_name="Last call")
+
+    row_fields = (
+        "name",
+        "risk_tier",
+        "model__name",
+        "model__baseline_version_id",
+        "observed_version__version",
+        "observed_version_label",
+        "approved_version_id",
+        "environment",
+        "exposure",
+        "write_access",
+        "decision_making",
+        "status",
+        "last_seen_at",
+        "seen_at",
+        "team__name",
+        "owner__username",
+        "source",
+        "gone_at",
+        "last_call_at",
+    )
 
     class Meta(KeysetTable.Meta):
         model = m.Deployment
@@ -582,6 +740,22 @@ class IdentityTable(KeysetTable):
     updated_at = WhenColumn(
         orderable=True,
         verbose_name="Updated",
+    )
+
+    row_fields = (
+        "name",
+        "kind",
+        "provider",
+        "status",
+        "seen_at",
+        "team__name",
+        "owner__username",
+        "issued_at",
+        "last_used_at",
+        "expires_at",
+        "source",
+        "gone_at",
+        "updated_at",
     )
 
     class Meta(KeysetTable.Meta):
