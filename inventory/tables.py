@@ -249,8 +249,12 @@ class KeysetTable(tables.Table):
         cells = [self._compile(bound_column) for bound_column in self.columns]
         return mark_safe(  # noqa: S308 - every cell below is escaped or built by format_html
             "".join(
-                "<tr>" + "".join(f"<td>{cell(record)}</td>" for cell in cells) + "</tr>"
-                for record in records
+                [
+                    "<tr><td>"
+                    + "</td><td>".join([cell(record) for cell in cells])
+                    + "</td></tr>"
+                    for record in records
+                ]
             )
         )
 
@@ -299,34 +303,60 @@ class KeysetTable(tables.Table):
         wants, _ = _parameters(render) if render is not None else (frozenset(), False)
         if "bound_row" in wants:
             return None
-        value_of = self._value_path(str(bound_column.accessor))
+        accessor = str(bound_column.accessor)
+        value_of = self._value_path(accessor)
         link_of = self._value_path(bound_column.name, display=False) if link else None
         empty_values = column.empty_values
         default = str(conditional_escape(bound_column.default))
         fixed = {"table": self, "column": column, "bound_column": bound_column}
         fixed = {k: v for k, v in fixed.items() if k in wants}
+        if render is not None and fixed:
+            render = functools.partial(render, **fixed)
+        wants_value, wants_record = "value" in wants, "record" in wants
         urls = self.urls
 
-        def cell(record: Any) -> str:
-            value = value_of(record)
+        def draw(record: Any, value: Any) -> str:
             if value in empty_values:
                 return default
             if render is None:
                 content = value
+            elif wants_value and wants_record:
+                content = render(value=value, record=record)
+            elif wants_value:
+                content = render(value=value)
+            elif wants_record:
+                content = render(record=record)
             else:
-                kwargs = dict(fixed)
-                if "value" in wants:
-                    kwargs["value"] = value
-                if "record" in wants:
-                    kwargs["record"] = record
-                content = render(**kwargs)
-            if not isinstance(content, str):
-                content = localize(content)
+                content = render()
+            if content.__class__ is not SafeString:
+                if not isinstance(content, str):
+                    content = localize(content)
+                content = _escape(content)
             if link_of is not None:
                 target = link_of(record)
                 url = urls.of(target if isinstance(target, Model) else record)
-                return f'<a href="{html.escape(url)}">{_escape(content)}</a>'
-            return _escape(content)
+                return f'<a href="{html.escape(url)}">{content}</a>'
+            return content
+
+        # A cell that depends on its value alone (no record, and no link or a link to the
+        # value itself: a related row) is drawn once per value and page: a page shows a
+        # few environments, teams, models, tiers.
+        if wants_record or (link is not None and accessor != bound_column.name):
+            return lambda record: draw(record, value_of(record))
+        drawn: dict[tuple[type, Any], str] = {}
+
+        def cell(record: Any) -> str:
+            value = value_of(record)
+            if link is not None and not isinstance(value, Model):
+                return draw(record, value)  # a link to the record: its own URL
+            key = (value.__class__, value)  # True and 1 are equal, their cells are not
+            try:
+                return drawn[key]
+            except KeyError:
+                text = drawn[key] = draw(record, value)
+                return text
+            except TypeError:  # unhashable
+                return draw(record, value)
 
         return cell
 
@@ -353,6 +383,17 @@ class KeysetTable(tables.Table):
         labels = (
             {key: str(label) for key, label in field.flatchoices} if use_display else {}
         )
+
+        if not head and not use_display:
+
+            def value_of(record: Any) -> Any:
+                try:
+                    value = getattr(record, last)
+                except Exception:  # as django-tables2: a missing value is an empty cell
+                    return None
+                return _calls(value) if callable(value) else value
+
+            return value_of
 
         def value_of(record: Any) -> Any:
             obj = record
