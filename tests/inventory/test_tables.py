@@ -201,3 +201,29 @@ def test_a_field_the_rows_were_not_read_with_is_read_from_the_database(
     expected = {d.pk: d.endpoint for d in m.Deployment.objects.all()}
     with django_assert_num_queries(1):
         assert read[0].endpoint == expected[read[0].pk]
+
+
+def test_the_header_is_rendered_once_per_sort_and_query_string(admin_user, rf):
+    """The cached <thead> is the template's, and each query string gets its own: the sort
+    links keep the filters (and drop the cursor)."""
+    from django.template.loader import get_template
+
+    def header(query: str, order_by: str = "name") -> str:
+        request = rf.get(f"/inventory/deployments/?{query}")
+        table = tables.DeploymentTable([], order_by=order_by)
+        table.before_render(request)
+        return str(table.thead_html()), table, request
+
+    tables._THEAD_CACHE.clear()
+    first, table, request = header("q=alpha&after=abc")
+    assert tables._THEAD_CACHE, "not cached"
+    assert first == get_template(tables.THEAD_TEMPLATE).render(
+        {"table": table}, request
+    )
+    assert "q=alpha&amp;sort=-name" in first and "after=" not in first
+    again, _, _ = header("q=alpha&after=xyz")  # another cursor: the same header
+    assert again == first and len(tables._THEAD_CACHE) == 1
+    other, _, _ = header("q=beta")
+    assert "q=beta&amp;sort=-name" in other and "alpha" not in other
+    descending, _, _ = header("q=alpha", order_by="-name")
+    assert 'aria-sort="descending"' in descending and "sort=name" in descending
