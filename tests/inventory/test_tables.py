@@ -227,3 +227,23 @@ def test_the_header_is_rendered_once_per_sort_and_query_string(admin_user, rf):
     assert "q=beta&amp;sort=-name" in other and "alpha" not in other
     descending, _, _ = header("q=alpha", order_by="-name")
     assert 'aria-sort="descending"' in descending and "sort=name" in descending
+
+
+@pytest.mark.parametrize(
+    "fmt", ["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d %b"]
+)
+def test_a_timestamp_cell_is_its_utc_strftime(fmt):
+    import datetime as dt
+    import zoneinfo
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    column = tables.WhenColumn(fmt=fmt)
+    for value in [
+        dt.datetime(2026, 12, 1, 11, 34, 3, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=zoneinfo.ZoneInfo("UTC")),
+        dt.datetime(1000, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 29, 1, 30, tzinfo=paris),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    ]:
+        assert column.render(value) == value.astimezone(dt.UTC).strftime(fmt), value
