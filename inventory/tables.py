@@ -593,8 +593,13 @@ class LiveStatusColumn(StatusColumn):
         if now is None:
             now = table._now = timezone.now()
         if self.is_silent(record, now=now):
-            return _joined(badge, _badge("silent", "secondary"))
+            return _silent_badge(badge)
         return badge
+
+
+@functools.lru_cache(maxsize=64)
+def _silent_badge(badge: SafeString) -> SafeString:
+    return _joined(badge, _badge("silent", "secondary"))
 
 
 _COMPILED_COLUMNS: tuple[type[tables.Column], ...] = (
@@ -757,6 +762,19 @@ class SystemTable(KeysetTable):
         return value[:80] + ("…" if len(value) > 80 else "")
 
 
+# Eight combinations, each drawn once per process.
+@functools.lru_cache(maxsize=8)
+def _flags(external: bool, write: bool, decides: bool) -> SafeString | str:
+    flags = []
+    if external:
+        flags.append(_badge("external", "danger"))
+    if write:
+        flags.append(_badge("write", "warning"))
+    if decides:
+        flags.append(_badge("decides", "primary"))
+    return _joined(*flags) if flags else "—"
+
+
 class DeploymentTable(KeysetTable):
     name = tables.Column(linkify=True, orderable=True)
     # Kept by governance.tiers (an override in force included).
@@ -848,14 +866,11 @@ class DeploymentTable(KeysetTable):
         return tier_badge(value)
 
     def render_flags(self, record):
-        flags = []
-        if record.exposure == m.Deployment.Exposure.EXTERNAL:
-            flags.append(_badge("external", "danger"))
-        if record.write_access:
-            flags.append(_badge("write", "warning"))
-        if record.decision_making:
-            flags.append(_badge("decides", "primary"))
-        return _joined(*flags) if flags else "—"
+        return _flags(
+            record.exposure == m.Deployment.Exposure.EXTERNAL,
+            bool(record.write_access),
+            bool(record.decision_making),
+        )
 
     def render_owner(self, record):
         return (
