@@ -312,6 +312,8 @@ def keyset_list(
         # The filter's source choices and the table's source column read one query.
         source_names=names,
     )
+    # Drawn here rather than from inside the template (see KeysetTable.rows_html).
+    table.rows_html()
     template_name = LIST_TEMPLATE
     fragment = bool(request.htmx and not request.htmx.history_restore_request)
     if fragment:
