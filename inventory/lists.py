@@ -292,8 +292,10 @@ def keyset_list(
             page.export_name,
             chunk_size=page.export_chunk_size,
         )
+    # A table that declares its fields reads its rows as tuples (no joined text to defer).
+    reads_tuples = bool(page.table.row_fields)
     rows = keyset_paginate(
-        lean(queryset),
+        queryset if reads_tuples else lean(queryset),
         field=field,
         descending=descending,
         after=request.GET.get("after"),
@@ -301,6 +303,7 @@ def keyset_list(
         count=page.count,
         cap=count_cap(request.GET),
         nulls_last=alias in page.nulls_last,
+        read=page.table.read_rows if reads_tuples else list,
     )
     table = page.table(
         rows.rows,
@@ -309,6 +312,8 @@ def keyset_list(
         # The filter's source choices and the table's source column read one query.
         source_names=names,
     )
+    # Drawn here rather than from inside the template (see KeysetTable.rows_html).
+    table.rows_html()
     template_name = LIST_TEMPLATE
     fragment = bool(request.htmx and not request.htmx.history_restore_request)
     if fragment:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,11 +142,13 @@ def keyset_paginate(
     count: bool = False,
     cap: int = COUNT_CAP,
     nulls_last: bool = False,
+    read: Callable[[QuerySet], list[Model]] = list,
 ) -> KeysetPage:
     """One page of `queryset` ordered by (field, id), after or before a cursor.
 
     With `count`, the page also says how many rows match (up to `cap`), read in the same
-    query. A nullable `field` sorts NULL as its smallest value.
+    query. A nullable `field` sorts NULL as its smallest value. `read` turns the page's
+    sliced queryset into its rows (a table's `read_rows`: tuples, not model instances).
     """
     model_field = _resolve_field(queryset.model, field)
     nullable = _nullable(queryset.model, field)
@@ -167,7 +170,7 @@ def keyset_paginate(
         qs = qs.filter(_after(field, cursor, walk_desc, nullable, nulls_last))
     if count:
         qs = qs.annotate(**{_COUNT_ALIAS: capped_count(queryset, cap)})
-    rows = list(qs[: per_page + 1])
+    rows = read(qs[: per_page + 1])
     more = len(rows) > per_page
     rows = rows[:per_page]
     if backwards:

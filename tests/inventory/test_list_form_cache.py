@@ -76,3 +76,29 @@ def test_a_chosen_team_shows_its_name_and_values_are_kept(client, admin_user):
     assert 'value="fr&quot;aud"' in body
     other = client.get(f"{url}?q=other").content.decode()
     assert 'value="other"' in other and "fr&quot;aud" not in other
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_filter_sets_share_their_form_class_not_their_fields(key, admin_user):
+    """The form class is built once per filter set class (filters.BaseFilter); each form
+    still gets its own fields, so what one request sets on its fields (a type-ahead's
+    label, a widget's attrs) never shows in another's."""
+    spec = SPECS[key]
+    base = spec.selector(user=admin_user)
+    team = TeamFactory(name="Chosen team")
+    first = spec.filterset({"team": str(team.pk)}, queryset=base, user=admin_user)
+    second = spec.filterset(None, queryset=base, user=admin_user)
+    assert type(first.form) is type(second.form)
+    assert first.form.fields is not second.form.fields
+    for name, field in first.form.fields.items():
+        other = second.form.fields[name]
+        assert field is not other and field.widget is not other.widget, name
+        assert field.widget.attrs is not other.widget.attrs, name
+    first.form.fields["q"].widget.attrs["placeholder"] = "only here"
+    assert "placeholder" not in second.form.fields["q"].widget.attrs
+    if "team" in first.form.fields:
+        assert first.form.fields["team"].widget.current_label == "Chosen team"
+        assert second.form.fields["team"].widget.current_label in (None, "")
+    fresh = spec.filterset(None, queryset=base, user=admin_user)
+    assert "placeholder" not in fresh.form.fields["q"].widget.attrs
+    assert str(fresh.form) == str(second.form)

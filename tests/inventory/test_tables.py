@@ -11,7 +11,8 @@ from django_tables2.rows import BoundRow
 from governance import selectors as governance_selectors
 from governance.tables import AuditEventTable
 from inventory import models as m
-from inventory import services, tables
+from inventory import services, source_names, tables
+from inventory.pagination import capped_count
 from inventory.tables import KeysetTable, PageUrls
 from inventory.views import SPECS
 from sources import models as sm
@@ -154,3 +155,95 @@ def test_page_urls_are_the_urls_reverse_builds(everything):
         assert urls.of(deployment) == deployment.get_absolute_url()
     run = sm.SyncRun.objects.first()
     assert urls.path("sources:run_detail", run.pk) == run.get_absolute_url()
+
+
+def _page_queryset(spec, user):
+    """The list's own query for a first page: the selector, what the list adds, the
+    keyset order and the capped count (inventory.lists.keyset_list)."""
+    base = spec.selector(user=user)
+    base = spec.prepare(base) if spec.prepare else base
+    return base.order_by("pk").annotate(keyset_matching=capped_count(base))[:51]
+
+
+@pytest.mark.parametrize("key", sorted(SPECS))
+def test_rows_read_as_tuples_draw_the_cells_of_model_instances(
+    key, admin_user, everything, django_assert_num_queries
+):
+    spec = SPECS[key]
+    assert spec.table.row_fields, f"{key}: the list reads model instances"
+    queryset = _page_queryset(spec, admin_user)
+    instances = list(queryset)
+    assert instances, key
+    names = source_names.names()
+    # One query, and no more while drawing: every field a cell reads was read.
+    with django_assert_num_queries(1):
+        read = spec.table.read_rows(queryset)
+        table = spec.table(read, source_names=lambda: names)
+        cells = [table.row_cells(record) for record in read]
+    stock_table = spec.table(instances)
+    stock = [
+        [str(conditional_escape(c)) for c in BoundRow(record, table=stock_table)]
+        for record in instances
+    ]
+    assert cells == stock
+    assert [r.pk for r in read] == [r.pk for r in instances]
+    assert [r.keyset_matching for r in read] == [r.keyset_matching for r in instances]
+
+
+def test_a_field_the_rows_were_not_read_with_is_read_from_the_database(
+    admin_user, everything, django_assert_num_queries
+):
+    """A cell reading an undeclared field still gets its value (a query per row, which the
+    query-count tests catch), never a silent empty cell."""
+    spec = SPECS["deployment"]
+    queryset = _page_queryset(spec, admin_user)
+    read = spec.table.read_rows(queryset)
+    expected = {d.pk: d.endpoint for d in m.Deployment.objects.all()}
+    with django_assert_num_queries(1):
+        assert read[0].endpoint == expected[read[0].pk]
+
+
+def test_the_header_is_rendered_once_per_sort_and_query_string(admin_user, rf):
+    """The cached <thead> is the template's, and each query string gets its own: the sort
+    links keep the filters (and drop the cursor)."""
+    from django.template.loader import get_template
+
+    def header(query: str, order_by: str = "name") -> str:
+        request = rf.get(f"/inventory/deployments/?{query}")
+        table = tables.DeploymentTable([], order_by=order_by)
+        table.before_render(request)
+        return str(table.thead_html()), table, request
+
+    tables._THEAD_CACHE.clear()
+    first, table, request = header("q=alpha&after=abc")
+    assert tables._THEAD_CACHE, "not cached"
+    assert first == get_template(tables.THEAD_TEMPLATE).render(
+        {"table": table}, request
+    )
+    assert "q=alpha&amp;sort=-name" in first and "after=" not in first
+    again, _, _ = header("q=alpha&after=xyz")  # another cursor: the same header
+    assert again == first and len(tables._THEAD_CACHE) == 1
+    other, _, _ = header("q=beta")
+    assert "q=beta&amp;sort=-name" in other and "alpha" not in other
+    descending, _, _ = header("q=alpha", order_by="-name")
+    assert 'aria-sort="descending"' in descending and "sort=name" in descending
+
+
+@pytest.mark.parametrize(
+    "fmt", ["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d %b"]
+)
+def test_a_timestamp_cell_is_its_utc_strftime(fmt):
+    import datetime as dt
+    import zoneinfo
+
+    paris = zoneinfo.ZoneInfo("Europe/Paris")
+    column = tables.WhenColumn(fmt=fmt)
+    for value in [
+        dt.datetime(2026, 12, 1, 11, 34, 3, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=zoneinfo.ZoneInfo("UTC")),
+        dt.datetime(1000, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(999, 12, 31, 23, 59, 59, tzinfo=dt.UTC),
+        dt.datetime(2026, 3, 29, 1, 30, tzinfo=paris),
+        dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+    ]:
+        assert column.render(value) == value.astimezone(dt.UTC).strftime(fmt), value
