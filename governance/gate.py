@@ -301,6 +301,19 @@ def _check_deployment(
     return found if request.endpoint else None
 
 
+FINDING_COLUMNS = (
+    "id",
+    "kind",
+    "title",
+    "status",
+    "severity",
+    "accepted_until",
+    "subject_type",
+    "deployment__name",
+    "model__name",
+)
+
+
 def _findings(
     model: m.AIModel,
     environment: str,
@@ -308,32 +321,50 @@ def _findings(
     now: dt.datetime,
 ) -> list[dict[str, Any]]:
     """The findings that stop a release of the target, in one query, at most
-    MAX_FINDING_REASONS + 1 of them (the last one only says there are more)."""
+    MAX_FINDING_REASONS + 1 of them (the last one only says there are more): an
+    unresolved critical one (open or acknowledged), or an accepted risk whose acceptance
+    has expired, on the target deployment (none named: the model's deployments in that
+    environment) or on the model itself. Written as SQL: compiling it was a third of the
+    gate's CPU."""
+    quote = connection.ops.quote_name
+    finding_t = quote(Finding._meta.db_table)
+    deployment_t = quote(m.Deployment._meta.db_table)
+    model_t = quote(m.AIModel._meta.db_table)
     if deployment is not None:
-        on_target = Q(deployment_id=deployment.pk)
+        on_target, params = "f.deployment_id = %s", [deployment.pk]
     else:
-        on_target = Q(
-            deployment__model_id=model.pk, deployment__environment=environment
-        )
-    on_target |= Q(subject_type=Finding.Subject.MODEL, model_id=model.pk)
-    stopping = Q(severity=Finding.Severity.CRITICAL, status__in=HELD) | Q(
-        status=Finding.Status.ACCEPTED, accepted_until__lt=now
+        on_target = "(d.model_id = %s AND d.environment = %s)"
+        params = [model.pk, environment]
+    sql = (
+        "SELECT f.id, f.kind, f.title, f.status, f.severity, f.accepted_until, "  # noqa: S608 - names from the models, values as parameters
+        f"f.subject_type, d.name, am.name FROM {finding_t} f "
+        f"LEFT JOIN {deployment_t} d ON d.id = f.deployment_id "
+        f"LEFT JOIN {model_t} am ON am.id = f.model_id "
+        f"WHERE ({on_target} OR (f.subject_type = %s AND f.model_id = %s)) "
+        "AND ((f.severity = %s AND f.status IN (%s, %s)) "
+        "OR (f.status = %s AND f.accepted_until < %s)) "
+        "ORDER BY f.severity DESC, f.id LIMIT %s"
     )
-    return list(
-        Finding.objects.filter(on_target & stopping)
-        .order_by("-severity", "id")
-        .values(
-            "id",
-            "kind",
-            "title",
-            "status",
-            "severity",
-            "accepted_until",
-            "subject_type",
-            "deployment__name",
-            "model__name",
-        )[: MAX_FINDING_REASONS + 1]
-    )
+    params += [
+        Finding.Subject.MODEL.value,
+        model.pk,
+        Finding.Severity.CRITICAL.value,
+        *(str(s) for s in HELD),
+        Finding.Status.ACCEPTED.value,
+        connection.ops.adapt_datetimefield_value(now),
+        MAX_FINDING_REASONS + 1,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = [dict(zip(FINDING_COLUMNS, row, strict=True)) for row in cursor]
+    for row in rows:
+        until = row["accepted_until"]
+        if isinstance(until, str):  # SQLite without a converter
+            until = dt.datetime.fromisoformat(until)
+        if until is not None and timezone.is_naive(until):
+            until = timezone.make_aware(until, dt.UTC)  # stored in UTC
+        row["accepted_until"] = until
+    return rows
 
 
 def resolve(request: GateRequest, *, now: dt.datetime | None = None) -> Target:
