@@ -7,14 +7,16 @@ import datetime as dt
 from collections import defaultdict
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
 from governance.findings import finding_scope
 from governance.models import Finding, FindingEvent, Notification
+from inventory import models as m
 from inventory import permissions
 
 CHART_DAYS = 30
@@ -31,6 +33,65 @@ LIST_RELATED = ("team", "assignee", "owner", "deployment", "identity", "model")
 def finding_list(*, user: Any) -> QuerySet[Finding]:
     """Every finding the user may read, with the joins the list, CSV and API read."""
     return finding_scope(Finding.objects.all(), user).select_related(*LIST_RELATED)
+
+
+# What a page of the queue reads (the table's cells and the sort keys); its CSV reads every
+# column (views_findings). The evidence's JSON and every column of the joined rows cost a
+# third of the page's CPU to load.
+PAGE_FIELDS = (
+    "id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "title",
+    "severity",
+    "tier",
+    "priority",
+    "status",
+    "queue",
+    "source",
+    "opened_at",
+    "last_seen_at",
+    "team_id",
+    "owner_id",
+    "assignee_id",
+    "deployment_id",
+    "identity_id",
+    "model_id",
+)
+# The names a page's cells show, each read by its id in a scalar subquery rather than a
+# join: with six joins PostgreSQL spent 4-6 ms planning every page view (executing it took
+# 0.4 ms); with none, 0.15 ms. Relation -> (annotation, model, column).
+PAGE_NAMES = {
+    "deployment": ("page_deployment_name", m.Deployment, "name"),
+    "identity": ("page_identity_name", m.NonHumanIdentity, "name"),
+    "model": ("page_model_name", m.AIModel, "name"),
+    "team": ("page_team_name", m.Team, "name"),
+    "assignee": (
+        "page_assignee_username",
+        get_user_model(),
+        get_user_model().USERNAME_FIELD,
+    ),
+}
+
+
+def finding_page(*, user: Any) -> QuerySet[Finding]:
+    """`finding_list` for one page of the queue: the columns its cells read, and the
+    names of the subject, team and assignee as annotations (`PAGE_NAMES`)."""
+    return (
+        finding_scope(Finding.objects.all(), user)
+        .only(*PAGE_FIELDS)
+        .annotate(
+            **{
+                alias: Subquery(
+                    model.objects.filter(pk=OuterRef(f"{relation}_id"))
+                    .order_by()
+                    .values(column)[:1]
+                )
+                for relation, (alias, model, column) in PAGE_NAMES.items()
+            }
+        )
+    )
 
 
 def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:

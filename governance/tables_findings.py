@@ -19,6 +19,7 @@ from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from governance.models import Finding, Notification
+from governance.selectors_findings import PAGE_NAMES
 from inventory import models as m
 from inventory.tables import KeysetTable, WhenColumn
 
@@ -56,6 +57,18 @@ def subject_link(finding: Finding) -> SafeString:
         label,
         finding.get_subject_type_display().lower(),
     )
+
+
+def _name(record: Finding, relation: str, attr: str | None) -> Any:
+    """The related row's name: the page's annotation (selectors_findings.PAGE_NAMES)
+    when the rows carry it, else the joined row's (`attr`; None: its username)."""
+    alias = PAGE_NAMES[relation][0]
+    if alias in record.__dict__:
+        return record.__dict__[alias]
+    related = getattr(record, relation, None)
+    if related is None:
+        return None
+    return related.get_username() if attr is None else getattr(related, attr)
 
 
 class FindingTable(KeysetTable):
@@ -138,8 +151,9 @@ class FindingTable(KeysetTable):
             else:
                 kind = kinds.get(r.kind) or escape(str(r.get_kind_display()))
             attr, url_name = SUBJECT_PAGES[r.subject_type]
-            subject = getattr(r, attr, None)
-            label = subject.name if subject is not None else f"#{r.subject_id}"
+            label = _name(r, attr, "name")
+            if label is None:
+                label = f"#{r.subject_id}"
             subject_type = subjects.get(r.subject_type) or escape(
                 r.get_subject_type_display().lower()
             )
@@ -155,7 +169,7 @@ class FindingTable(KeysetTable):
             if source is None:
                 source = sources[r.source] = escape(self.render_source(r))
             if r.assignee_id:
-                assignee = escape(r.assignee.get_username())
+                assignee = escape(_name(r, "assignee", None))
             else:
                 assignee = queues.get(r.queue) or escape(
                     f"{r.get_queue_display()} queue"
@@ -170,7 +184,7 @@ class FindingTable(KeysetTable):
                 f"{escape(label)}</a> "
                 f'<span class="small text-body-secondary">{subject_type}</span></td>'
                 f"<td>{status}</td>"
-                f"<td>{escape(r.team.name) if r.team_id else '—'}</td>"
+                f"<td>{escape(_name(r, 'team', 'name')) if r.team_id else '—'}</td>"
                 f"<td>{assignee}</td><td>{source}</td>"
                 "<td>"
                 + (
