@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
@@ -18,6 +20,7 @@ from governance.findings import finding_scope
 from governance.models import Finding, FindingEvent, Notification
 from inventory import models as m
 from inventory import permissions
+from inventory.roles import Role
 
 CHART_DAYS = 30
 # The chart counts every opening and resolution of the last 30 days: hundreds of thousands
@@ -92,6 +95,40 @@ def finding_page(*, user: Any) -> QuerySet[Finding]:
             }
         )
     )
+
+
+def narrow_to_pages(
+    queryset: QuerySet[Finding],
+    *,
+    user: Any,
+    page: Callable[[], Callable[[QuerySet[Finding]], QuerySet[Finding]]],
+) -> QuerySet[Finding]:
+    """`queryset` (an owner's findings, filtered) narrowed to the ids of one page in each
+    part of their scope (each of their teams, their own, assigned to them): each part
+    one indexed, ordered and limited read (`page()`: the list's status, filters, sort,
+    cursor and size, to apply to that part alone), united. The page of the whole is among
+    them, so the list reads the same page.
+
+    PostgreSQL answers `team IN (...) OR owner OR assignee ORDER BY priority LIMIT 51`
+    either by walking the whole queue's index until a page of theirs turns up or by
+    sorting every one of their findings: both grow with the table (90 ms and 27 ms at
+    360,000 findings, an owner of 2 teams of 40). Each part reads its page from a
+    (team | owner | assignee, priority, id) index."""
+    if permissions.reads_all(user) or not permissions.has_role(user, Role.OWNER):
+        return queryset
+    parts = [Q(team_id=team) for team in sorted(permissions.team_ids(user))]
+    parts += [Q(owner_id=user.pk), Q(assignee_id=user.pk)]
+    one_page = page()
+    chunks, params = [], []
+    for i, part in enumerate(parts):
+        # Each part is within the scope by its own condition: no OR for the planner.
+        ids = one_page(Finding.objects.filter(part)).values("pk")
+        sql, part_params = ids.query.get_compiler(using=ids.db).as_sql()
+        # Wrapped: SQLite refuses ORDER BY and LIMIT in a compound's own members.
+        chunks.append(f"SELECT * FROM ({sql}) AS part_{i}")  # noqa: S608 - compiled SQL
+        params.extend(part_params)
+    union = RawSQL(" UNION ALL ".join(chunks), params)  # noqa: S611 - Django's SQL only
+    return queryset.filter(pk__in=union)
 
 
 def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:

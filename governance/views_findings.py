@@ -5,6 +5,7 @@ in `selectors_findings`, the writes in `services_findings`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +36,10 @@ from governance.tables_findings import (
 )
 from inventory import permissions
 from inventory.lists import ListPage, keyset_list
+from inventory.pagination import DEFAULT_PER_PAGE, order_value, parse_sort
+from inventory.pagination import _after as after_cursor
+from inventory.pagination import _decode as decode_cursor
+from inventory.pagination import _fit as fit_cursor
 from inventory.roles import Role
 from inventory.widgets import LookupInput
 
@@ -182,7 +187,53 @@ def finding_list(request: HttpRequest) -> HttpResponse:
         )
         context["back"] = request.get_full_path()
         context["bulk_assignee_input"] = assignee_input("bulk-assignee")
-    return keyset_list(request, page=FINDING_LIST, base=base, context=context)
+    return keyset_list(
+        request,
+        page=FINDING_LIST,
+        base=base,
+        context=context,
+        narrow=lambda queryset: selectors.narrow_to_pages(
+            queryset, user=request.user, page=lambda: _one_page(request)
+        ),
+    )
+
+
+def _one_page(request: HttpRequest) -> Callable[[QuerySet[Finding]], QuerySet[Finding]]:
+    """A queryset's rows of the page the request asks for: the default status, the
+    filters (validated once), the sort and the cursor, one page and the row that says
+    there is a next (as inventory.lists.keyset_list and inventory.pagination read it)."""
+    params = request.GET
+    filterset = None
+    if any(name in params for name in FINDING_LIST.filterset.base_filters):
+        bound = FINDING_LIST.filterset(
+            params or None, queryset=Finding.objects.none(), user=request.user
+        )
+        if bound.is_bound and bound.is_valid():
+            filterset = bound
+    _, field, descending = parse_sort(
+        params.get("sort"), FINDING_LIST.sorts, FINDING_LIST.default_sort
+    )
+    before, after = params.get("before"), params.get("after")
+    cursor = (
+        decode_cursor(before) if before else decode_cursor(after) if after else None
+    )
+    if cursor is not None:
+        cursor = fit_cursor(Finding._meta.get_field(field), cursor)
+    walk_desc = descending != bool(before and cursor)
+
+    def page(queryset: QuerySet[Finding]) -> QuerySet[Finding]:
+        queryset = ff.default_status(queryset, params)
+        if filterset is not None:
+            queryset = filterset.filter_queryset(queryset)
+        queryset = queryset.order_by(
+            order_value(field, walk_desc, nullable=False),
+            "-pk" if walk_desc else "pk",
+        )
+        if cursor is not None:
+            queryset = queryset.filter(after_cursor(field, cursor, walk_desc, False))
+        return queryset[: DEFAULT_PER_PAGE + 1]
+
+    return page
 
 
 def findings_team_member(user: Any) -> bool:
