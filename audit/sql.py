@@ -1,6 +1,6 @@
-"""Set-based INSERTs for append-only rows written a batch at a time (audit events, history
-rows, change notices): one `INSERT … SELECT … FROM unnest(…)` on PostgreSQL, whatever the
-number of rows, and `bulk_create` elsewhere.
+"""Set-based writes of rows a batch at a time (audit events, history rows, change notices,
+findings): one `INSERT … SELECT … FROM unnest(…)` (or `UPDATE … FROM unnest(…)`) on
+PostgreSQL, whatever the number of rows, and `bulk_create` (`bulk_update`) elsewhere.
 
 `bulk_create` builds one placeholder and one adapted parameter per cell: for a sync's batch
 of a thousand events of fifteen columns that is 15,000 parameters compiled in Python and a
@@ -11,9 +11,10 @@ nothing is read back unless the caller asks for the ids (`key`).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from django.db import connection, models
+from django.db import connection, connections, models
+from django.db.models.query import ValuesListIterable
 
 
 def insert_rows(
@@ -71,6 +72,125 @@ def insert_rows(
                     obj.pk = ids.get(getattr(obj, key_field.attname))
                     obj._state.adding, obj._state.db = False, connection.alias
     return len(objs)
+
+
+def update_rows(
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    fields: Sequence[str],
+    *,
+    batch_size: int = 5000,
+) -> int:
+    """Write `fields` of saved `objs` back, each row its own values: one
+    `UPDATE … FROM unnest(…)` per batch on PostgreSQL (one array parameter per column),
+    `bulk_update` elsewhere. Returns the count. Unlike `bulk_update`, no CASE per column
+    and row for the server to parse; like it, no signals and no `auto_now`."""
+    if not objs:
+        return 0
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(
+            objs, fields, batch_size=min(batch_size, 1000)
+        )
+        return len(objs)
+    opts = model._meta
+    qn = connection.ops.quote_name
+    pk = opts.pk
+    casts = [f"%s::{pk.db_type(connection)}[]"]
+    getters = [_plain_getter(pk)]
+    sets = []
+    for n, name in enumerate(fields):
+        f = opts.get_field(name)
+        if isinstance(f, models.JSONField):
+            casts.append("%s::text[]")
+            sets.append(f"{qn(f.column)} = u.c{n}::jsonb")
+            getters.append(_json_getter(f))
+        else:
+            casts.append(f"%s::{f.db_type(connection)}[]")
+            sets.append(f"{qn(f.column)} = u.c{n}")
+            getters.append(_plain_getter(f))
+    aliases = ", ".join(["pk", *(f"c{n}" for n in range(len(fields)))])
+    table = qn(opts.db_table)
+    # Only quoted names and types from the model's meta are formatted in; values are
+    # parameters.
+    sql = (
+        f"UPDATE {table} SET {', '.join(sets)} "  # noqa: S608
+        f"FROM unnest({', '.join(casts)}) AS u({aliases}) "
+        f"WHERE {table}.{qn(pk.column)} = u.pk"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), batch_size):
+            part = objs[start : start + batch_size]
+            cursor.execute(sql, [[get(o) for o in part] for get in getters])
+    return len(objs)
+
+
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """`count` new primary keys from `model`'s sequence (PostgreSQL), in one query, for
+    rows written by `copy_rows` that others must reference."""
+    if count <= 0:
+        return []
+    opts = model._meta
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) "
+            "FROM generate_series(1, %s)",
+            [opts.db_table, opts.pk.column, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def copy_rows(
+    model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence]
+) -> int:
+    """Write `rows` (tuples of database values in `columns` order: column names, JSON
+    already dumped to text) with one `COPY … FROM STDIN` (PostgreSQL only). COPY formats
+    each row in C: several times cheaper than parameters for hundreds of thousands of
+    rows. Returns the count."""
+    qn = connection.ops.quote_name
+    # Only quoted names from the model's meta are formatted in.
+    sql = (
+        f"COPY {qn(model._meta.db_table)} "
+        f"({', '.join(qn(c) for c in columns)}) FROM STDIN"
+    )
+    written = 0
+    # psycopg 3's cursor under Django's wrapper.
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    return written
+
+
+def fetch_rows(qs: models.QuerySet) -> list[tuple]:
+    """The rows of a `values_list()` queryset, as tuples, read at once.
+
+    On PostgreSQL, when no selected column needs a Django converter, the SQL runs on the
+    psycopg cursor with psycopg's own (C) timestamptz loader: Django registers a Python
+    subclass of it on its connections, which cost 13 times more per row of five
+    datetimes (0.56 against 0.04 s CPU for 50,000 identities). The values are the same:
+    aware datetimes in the session's time zone (UTC)."""
+    db = connections[qs.db]
+    if db.vendor != "postgresql" or qs._iterable_class is not ValuesListIterable:
+        return [tuple(row) for row in qs]
+    from psycopg.types.datetime import TimestamptzLoader
+
+    compiler = qs.query.get_compiler(using=qs.db)
+    sql, params = compiler.as_sql()
+    if compiler.get_converters([col for col, _, _ in compiler.select]):
+        return [tuple(row) for row in qs]
+    # psycopg 3's cursor under Django's wrapper: its adapters are its own.
+    with db.cursor() as cursor:
+        raw = cursor.cursor
+        raw.adapters.register_loader("timestamptz", TimestamptzLoader)
+        raw.execute(sql, params)
+        return raw.fetchall()
+
+
+def fetch_dicts(qs: models.QuerySet, names: Sequence[str]) -> list[dict]:
+    """The rows of `qs.values_list(*names)` as dicts keyed by `names` (`fetch_rows`)."""
+    return [
+        dict(zip(names, row, strict=True)) for row in fetch_rows(qs.values_list(*names))
+    ]
 
 
 def _json_getter(f: models.JSONField):

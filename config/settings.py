@@ -464,6 +464,13 @@ FINDINGS_BOUNDS_WINDOW_HOURS = env.int(
 FINDINGS_THIRD_PARTY_SEEN_DAYS = env.int(
     "RUNPROOF_FINDINGS_THIRD_PARTY_SEEN_DAYS", default=30
 )
+# A detection run moves an unchanged finding's "last seen" only once it is this many
+# minutes old: runs close together (the hourly time-based run, a full run after it, a
+# re-run) then rewrite no row they did not change. Every run that changes a finding
+# still moves it. Its last seen is the last run that confirmed it, to within this.
+FINDINGS_SEEN_REFRESH_MINUTES = env.int(
+    "RUNPROOF_FINDINGS_SEEN_REFRESH_MINUTES", default=60
+)
 # Identity providers that are third parties themselves (their keys are external).
 FINDINGS_EXTERNAL_PROVIDERS = env.list(
     "RUNPROOF_FINDINGS_EXTERNAL_PROVIDERS",

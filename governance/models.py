@@ -189,6 +189,7 @@ class Finding(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="findings",
+        db_index=False,
     )
     identity = models.ForeignKey(
         NonHumanIdentity,
@@ -196,6 +197,7 @@ class Finding(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="findings",
+        db_index=False,
     )
     model = models.ForeignKey(
         AIModel,
@@ -205,7 +207,12 @@ class Finding(models.Model):
         related_name="findings",
     )
     team = models.ForeignKey(
-        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="findings"
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="findings",
+        db_index=False,
     )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -214,6 +221,7 @@ class Finding(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="The subject's accountable person.",
+        db_index=False,
     )
     title = models.CharField(max_length=300)
     severity = models.PositiveSmallIntegerField(choices=Severity.choices)
@@ -235,6 +243,7 @@ class Finding(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="assigned_findings",
+        db_index=False,
     )
     # Set when a person assigned it: the engine then stops following the subject's owner.
     assigned_manually = models.BooleanField(default=False)
@@ -256,6 +265,7 @@ class Finding(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     accepted_until = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -265,6 +275,7 @@ class Finding(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         help_text="Who accepted the risk or marked it a false positive.",
+        db_index=False,
     )
     decision_reason = models.TextField(blank=True)
     suppressed_key = models.CharField(
@@ -305,6 +316,25 @@ class Finding(models.Model):
             models.Index(fields=["team", "status"], name="finding_team"),
             models.Index(fields=["owner", "status"], name="finding_owner"),
             models.Index(fields=["deployment", "status"], name="finding_deployment"),
+            # Foreign keys without an index of their own: team, owner, assignee and
+            # deployment lead the indexes above; the others are mostly empty, so only
+            # their set rows are indexed (for the cascades). Each index is written on
+            # every new finding: a first full run opens hundreds of thousands.
+            models.Index(
+                fields=["identity"],
+                condition=Q(identity__isnull=False),
+                name="finding_identity",
+            ),
+            models.Index(
+                fields=["acknowledged_by"],
+                condition=Q(acknowledged_by__isnull=False),
+                name="finding_acknowledged_by",
+            ),
+            models.Index(
+                fields=["decided_by"],
+                condition=Q(decided_by__isnull=False),
+                name="finding_decided_by",
+            ),
             # An owner's queue, one part of their scope at a time, in the queue's order
             # (selectors_findings.narrow_to_pages): each part reads its page from one.
             models.Index(

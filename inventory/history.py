@@ -307,7 +307,16 @@ def _wake_consumer_on_commit() -> None:
 
 
 def changed_objects(deltas: Iterable[Delta]) -> set[tuple[str, int]]:
-    return {(d.object_type, d.object_id) for d in deltas}
+    """The objects these deltas moved: each delta's own, and for a deployment's
+    dependencies the upstream deployments added or removed, whose downstream chain moved
+    with it (a removed edge is gone by the time anyone looks for its other end)."""
+    out = set()
+    for d in deltas:
+        out.add((d.object_type, d.object_id))
+        if d.object_type == DEPLOYMENT and d.field == "dependencies":
+            moved = set(d.before or ()) ^ set(d.after or ())
+            out.update((DEPLOYMENT, pk) for pk in moved)
+    return out
 
 
 # ---------------------------------------------------------------------------

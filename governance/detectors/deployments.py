@@ -82,7 +82,7 @@ class MissingOwner:
                 "first_seen_at",
             )
         )
-        for d in rows.iterator(chunk_size=2000):
+        for d in rows:
             yield condition(
                 self.kind,
                 d,
@@ -698,7 +698,7 @@ class MissingPurpose:
             .filter(purpose="")
             .values(*ROW_FIELDS, "first_seen_at")
         )
-        for r in rows.iterator(chunk_size=2000):
+        for r in rows:
             yield row_condition(
                 self.kind,
                 r,
@@ -728,7 +728,7 @@ class MissingChangeWindow:
             .values(*ROW_FIELDS, "first_seen_at", "change_window")
         )
         verdicts: dict[str, str | None] = {}
-        for r in rows.iterator(chunk_size=2000):
+        for r in rows:
             text = r["change_window"] or ""
             if text not in verdicts:
                 try:

@@ -19,10 +19,11 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
-from governance.detection import Condition
+from audit.sql import fetch_dicts
+from governance.detection import Condition, memo
 from governance.models import Finding
 from inventory import models as im
 from inventory import querysets as rules
@@ -61,39 +62,59 @@ IDENTITY_FIELDS = (
 )
 
 
-def _tier_subquery() -> Coalesce:
-    """The riskiest tier of the identity's bound deployments (4 when none): a scalar
-    subquery per row, answered by the binding table's identity index."""
-    riskiest = (
-        BINDING.objects.filter(nonhumanidentity_id=OuterRef("pk"))
-        .order_by("deployment__risk_tier")
-        .values("deployment__risk_tier")[:1]
-    )
-    return Coalesce(Subquery(riskiest), Value(4))
+def bound_tiers(
+    ids: Collection[int] | None, id_range: tuple[int, int] | None
+) -> dict[int, int]:
+    """The riskiest (lowest) tier of each identity's bound deployments, among `ids` or
+    within `id_range`: one aggregate over the bindings, shared by the identity detectors
+    of a run (`detection.memo`). A scalar subquery per identity instead cost each of the
+    five scans about 0.4 s per 50,000 identities."""
+
+    def compute() -> dict[int, int]:
+        qs = BINDING.objects.all()
+        if ids is not None:
+            qs = qs.filter(nonhumanidentity_id__in=list(ids))
+        elif id_range is not None:
+            qs = qs.filter(
+                nonhumanidentity_id__gte=id_range[0],
+                nonhumanidentity_id__lt=id_range[1],
+            )
+        return dict(
+            qs.order_by()
+            .values("nonhumanidentity_id")
+            .annotate(tier=Min("deployment__risk_tier"))
+            .values_list("nonhumanidentity_id", "tier")
+        )
+
+    key = tuple(sorted(ids)) if ids is not None else id_range
+    return memo("identity.bound_tiers", key, compute)
 
 
 def identities_in(
     ids: Collection[int] | None, id_range: tuple[int, int] | None
 ) -> QuerySet[im.NonHumanIdentity]:
-    """The identities a scan looks at (a change scope's ids or a chunk of a full run),
-    each with `bound_tier` annotated."""
+    """The identities a scan looks at: a change scope's ids or a chunk of a full run."""
     qs = im.NonHumanIdentity.objects.all()
     if ids is not None:
         qs = qs.filter(pk__in=list(ids))
     elif id_range is not None:
         qs = qs.filter(pk__gte=id_range[0], pk__lt=id_range[1])
-    return qs.order_by("pk").annotate(bound_tier=_tier_subquery())
+    return qs.order_by("pk")
 
 
 def rows_of(
-    qs: QuerySet[im.NonHumanIdentity], *extra: str
+    qs: QuerySet[im.NonHumanIdentity],
+    ids: Collection[int] | None,
+    id_range: tuple[int, int] | None,
+    *extra: str,
 ) -> Iterator[SimpleNamespace]:
     """The scan's columns of each identity, as attributes (`i.name`, `i.bound_tier`):
-    plain rows, not model instances, which cost several times more to build."""
-    for row in qs.values(*IDENTITY_FIELDS, "bound_tier", *extra).iterator(
-        chunk_size=2000
-    ):
-        yield SimpleNamespace(**row)
+    plain rows, not model instances, which cost several times more to build. Read in
+    one fetch (a chunk is bounded): a server-side cursor would have PostgreSQL plan for
+    the first rows (`cursor_tuple_fraction`) and cost a round trip per 2,000."""
+    tiers = bound_tiers(ids, id_range)
+    for row in fetch_dicts(qs, [*IDENTITY_FIELDS, *extra]):
+        yield SimpleNamespace(**row, bound_tier=tiers.get(row["pk"], 4))
 
 
 def _at(value: datetime | None) -> str | None:
@@ -120,7 +141,7 @@ def credential_records(i: Identity) -> list[dict[str, Any]]:
 
 def condition(kind: str, i: Identity, title: str, facts: dict, **extra) -> Condition:
     """A condition on identity `i` (its model, team, owner and tier filled in); `i` comes
-    from `identities_in` (for `bound_tier`)."""
+    from `rows_of` (for `bound_tier`)."""
     return Condition(
         kind=kind,
         subject_type=IDENTITY,
@@ -166,7 +187,7 @@ class IdentityRule:
     ) -> Iterator[Condition]:
         policy = policy_current() if self.uses_policy else im.Policy()
         rows = identities_in(ids, id_range).filter(self.matching(policy, now))
-        for i in rows_of(rows):
+        for i in rows_of(rows, ids, id_range):
             yield condition(
                 self.kind,
                 i,
@@ -271,6 +292,8 @@ class OrphanedIdentity:
                 identities_in(ids, id_range)
                 .filter(rules.identity_orphaned_q())
                 .annotate(model_lifecycle=Coalesce("model__lifecycle", Value(""))),
+                ids,
+                id_range,
                 "model_lifecycle",
             )
         )

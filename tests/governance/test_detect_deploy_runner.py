@@ -265,3 +265,33 @@ def test_beat_runs_the_consumer_every_15_seconds_and_the_full_run_nightly(settin
     assert {"governance.tasks.detect_changes", "governance.tasks.detect_all"} <= set(
         app.tasks
     )
+
+
+def test_a_removed_edge_and_an_unbinding_conclude_at_the_change_consumer(risk):
+    """Both ends of a removed dependency edge, and the deployment an identity was unbound
+    from, are detected on by the next change consumer, not only by the nightly run."""
+    from governance.approved_state import approved_state_record
+    from tests.factories import IdentityFactory, UserFactory
+
+    d, down = DeploymentFactory(), DeploymentFactory()
+    edge = im.Dependency.objects.create(upstream=d, downstream=down)
+    approved_state_record(actor=risk, deployment=d)
+    exposed = DeploymentFactory(risk_tier=1)
+    vendor_key = IdentityFactory(vendor="Cohere", deployments=[exposed])
+    detection_runner.detect_all()
+    assert not Finding.objects.filter(kind=K.DEPENDENCY_DRIFT).exists()
+    assert Finding.objects.get(kind=K.THIRD_PARTY_EXPOSURE, subject_id=exposed.pk)
+    history.change_notices_consume(
+        notices=history.change_notices_claim(consumer="test", limit=1000)
+    )
+
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    services.dependency_remove(actor=admin, dependency=edge)
+    services.identity_unbind(actor=admin, identity=vendor_key, deployment=exposed)
+    detection_runner.detect_changes()
+
+    drift = Finding.objects.get(kind=K.DEPENDENCY_DRIFT, subject_id=d.pk)
+    assert drift.status == "open"
+    assert drift.evidence["facts"]["downstream_removed"] == [down.pk]
+    exposure = Finding.objects.get(kind=K.THIRD_PARTY_EXPOSURE, subject_id=exposed.pk)
+    assert exposure.status == "resolved"

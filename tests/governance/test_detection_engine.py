@@ -55,6 +55,33 @@ def test_open_update_resolve_reopen():
     ]
 
 
+def test_last_seen_moves_once_it_is_older_than_the_refresh(settings):
+    settings.FINDINGS_SEEN_REFRESH_MINUTES = 60
+    d = DeploymentFactory(owner=None)
+    t0 = timezone.now()
+    _run(now=t0)
+    finding = Finding.objects.get(kind=KIND, subject_id=d.pk)
+    assert finding.last_seen_at == t0
+
+    # Confirmed again within the hour: the row is not rewritten.
+    assert _run(now=t0 + timedelta(minutes=30)).counts["updated"] == 1
+    finding.refresh_from_db()
+    assert finding.last_seen_at == t0
+
+    # An hour and more later, it moves to the run that confirmed it.
+    later = t0 + timedelta(minutes=61)
+    _run(now=later)
+    finding.refresh_from_db()
+    assert finding.last_seen_at == later
+
+    # A change moves it at once, whatever its age.
+    im.Deployment.objects.filter(pk=d.pk).update(name="renamed-for-the-title")
+    changed = later + timedelta(minutes=1)
+    _run(now=changed)
+    finding.refresh_from_db()
+    assert finding.last_seen_at == changed and "renamed-for-the-title" in finding.title
+
+
 def test_scope_limits_the_run():
     a, b = DeploymentFactory(owner=None), DeploymentFactory(owner=None)
     _run(scope=detection.scope_for_changes([("inventory.deployment", a.pk)]))

@@ -31,11 +31,25 @@ def test_seed_usage_writes_hourly_rows_once(db):
 
 
 def test_detection_rows(db):
-    DeploymentFactory.create_batch(3)
+    from governance.models import Finding, FindingEvent
+
+    DeploymentFactory.create_batch(3, owner=None)
+    bench_findings.bench_detection(repeats=1, out=lambda _: None)
+    assert Finding.objects.filter(kind="missing_owner").count() == 3
     rows = bench_findings.bench_detection(repeats=2, out=lambda _: None)
     names = [r.name for r in rows]
-    assert names[0] == "detection: full run (all detectors)"
-    assert rows[0].status == "met"
+    assert names[:3] == [
+        "detection: full run, first (no findings yet)",
+        "detection: full run again at once (nothing changes)",
+        "detection: full run later (the nightly case)",
+    ]
+    assert all(r.status == "met" for r in rows[:3])
+    # The first run started from no findings: each finding now is a new one, opened once
+    # (not the last bench's, updated), and no event of the last bench is left.
+    assert Finding.objects.filter(kind="missing_owner").count() == 3
+    assert not Finding.objects.exclude(times_opened=1).exists()
+    assert FindingEvent.objects.count() == Finding.objects.count()
+    assert set(FindingEvent.objects.values_list("action", flat=True)) == {"opened"}
     assert "after one push" in names[-1]
     assert "p95" in rows[-1].value
 
