@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0007_merge_approved_state_priority"),
+        ("governance", "0008_finding_fk_indexes_folded"),
         ("inventory", "0020_tiers_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
