@@ -92,6 +92,18 @@ def add_arguments(parser: CommandParser) -> None:
         action="store_true",
         help="Skip the usage seeding, detection and gate rows.",
     )
+    group.add_argument(
+        "--skip-detection",
+        action="store_true",
+        help="Skip the three detection rows and read the findings already there (a "
+        "--reuse run whose detection was measured before: a full run takes minutes).",
+    )
+    group.add_argument(
+        "--only-findings",
+        action="store_true",
+        help="Of the page rows, time only the floor, the findings page and the proof "
+        "card (with the gate and, unless skipped, the detection rows).",
+    )
 
 
 # ---------------------------------------------------------------------------

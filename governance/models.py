@@ -343,6 +343,23 @@ class Finding(models.Model):
                 condition=Q(decided_by__isnull=False),
                 name="finding_decided_by",
             ),
+            # An owner's queue, one part of their scope at a time, in the queue's order
+            # (selectors_findings.narrow_to_pages): each part reads its page from one.
+            models.Index(
+                fields=["team", "priority", "id"],
+                condition=~Q(status="resolved"),
+                name="finding_team_priority",
+            ),
+            models.Index(
+                fields=["owner", "priority", "id"],
+                condition=~Q(status="resolved"),
+                name="finding_owner_priority",
+            ),
+            models.Index(
+                fields=["assignee", "priority", "id"],
+                condition=~Q(status="resolved"),
+                name="finding_assignee_priority",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -341,6 +341,18 @@ def _version(version: m.ModelVersion | None) -> dict[str, Any] | None:
     }
 
 
+FINDING_FIELDS = (
+    "id",
+    "kind",
+    "title",
+    "severity",
+    "status",
+    "opened_at",
+    "last_seen_at",
+    "source",
+)
+
+
 def _finding(finding: Finding) -> dict[str, Any]:
     return {
         "id": finding.pk,
@@ -367,6 +379,8 @@ def _open_findings(q: Q, user: User | None = None) -> list[dict[str, Any]]:
     rows = (
         queryset.filter(q)
         .exclude(status=Finding.Status.RESOLVED)
+        # What `_finding` reads: the evidence's JSON is the heavy rest.
+        .only(*FINDING_FIELDS)
         .order_by("-severity", "-opened_at", "-id")[:100]
     )
     return [_finding(f) for f in rows]

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.http import Http404
 from django.utils import timezone
 
 from governance.findings import finding_scope
 from governance.models import Finding, FindingEvent, Notification
+from inventory import models as m
 from inventory import permissions
+from inventory.roles import Role
 
 CHART_DAYS = 30
 # The chart counts every opening and resolution of the last 30 days: hundreds of thousands
@@ -31,6 +36,99 @@ LIST_RELATED = ("team", "assignee", "owner", "deployment", "identity", "model")
 def finding_list(*, user: Any) -> QuerySet[Finding]:
     """Every finding the user may read, with the joins the list, CSV and API read."""
     return finding_scope(Finding.objects.all(), user).select_related(*LIST_RELATED)
+
+
+# What a page of the queue reads (the table's cells and the sort keys); its CSV reads every
+# column (views_findings). The evidence's JSON and every column of the joined rows cost a
+# third of the page's CPU to load.
+PAGE_FIELDS = (
+    "id",
+    "kind",
+    "subject_type",
+    "subject_id",
+    "title",
+    "severity",
+    "tier",
+    "priority",
+    "status",
+    "queue",
+    "source",
+    "opened_at",
+    "last_seen_at",
+    "team_id",
+    "owner_id",
+    "assignee_id",
+    "deployment_id",
+    "identity_id",
+    "model_id",
+)
+# The names a page's cells show, each read by its id in a scalar subquery rather than a
+# join: with six joins PostgreSQL spent 4-6 ms planning every page view (executing it took
+# 0.4 ms); with none, 0.15 ms. Relation -> (annotation, model, column).
+PAGE_NAMES = {
+    "deployment": ("page_deployment_name", m.Deployment, "name"),
+    "identity": ("page_identity_name", m.NonHumanIdentity, "name"),
+    "model": ("page_model_name", m.AIModel, "name"),
+    "team": ("page_team_name", m.Team, "name"),
+    "assignee": (
+        "page_assignee_username",
+        get_user_model(),
+        get_user_model().USERNAME_FIELD,
+    ),
+}
+
+
+def finding_page(*, user: Any) -> QuerySet[Finding]:
+    """`finding_list` for one page of the queue: the columns its cells read, and the
+    names of the subject, team and assignee as annotations (`PAGE_NAMES`)."""
+    return (
+        finding_scope(Finding.objects.all(), user)
+        .only(*PAGE_FIELDS)
+        .annotate(
+            **{
+                alias: Subquery(
+                    model.objects.filter(pk=OuterRef(f"{relation}_id"))
+                    .order_by()
+                    .values(column)[:1]
+                )
+                for relation, (alias, model, column) in PAGE_NAMES.items()
+            }
+        )
+    )
+
+
+def narrow_to_pages(
+    queryset: QuerySet[Finding],
+    *,
+    user: Any,
+    page: Callable[[], Callable[[QuerySet[Finding]], QuerySet[Finding]]],
+) -> QuerySet[Finding]:
+    """`queryset` (an owner's findings, filtered) narrowed to the ids of one page in each
+    part of their scope (each of their teams, their own, assigned to them): each part
+    one indexed, ordered and limited read (`page()`: the list's status, filters, sort,
+    cursor and size, to apply to that part alone), united. The page of the whole is among
+    them, so the list reads the same page.
+
+    PostgreSQL answers `team IN (...) OR owner OR assignee ORDER BY priority LIMIT 51`
+    either by walking the whole queue's index until a page of theirs turns up or by
+    sorting every one of their findings: both grow with the table (90 ms and 27 ms at
+    360,000 findings, an owner of 2 teams of 40). Each part reads its page from a
+    (team | owner | assignee, priority, id) index."""
+    if permissions.reads_all(user) or not permissions.has_role(user, Role.OWNER):
+        return queryset
+    parts = [Q(team_id=team) for team in sorted(permissions.team_ids(user))]
+    parts += [Q(owner_id=user.pk), Q(assignee_id=user.pk)]
+    one_page = page()
+    chunks, params = [], []
+    for i, part in enumerate(parts):
+        # Each part is within the scope by its own condition: no OR for the planner.
+        ids = one_page(Finding.objects.filter(part)).values("pk")
+        sql, part_params = ids.query.get_compiler(using=ids.db).as_sql()
+        # Wrapped: SQLite refuses ORDER BY and LIMIT in a compound's own members.
+        chunks.append(f"SELECT * FROM ({sql}) AS part_{i}")  # noqa: S608 - compiled SQL
+        params.extend(part_params)
+    union = RawSQL(" UNION ALL ".join(chunks), params)  # noqa: S611 - Django's SQL only
+    return queryset.filter(pk__in=union)
 
 
 def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:

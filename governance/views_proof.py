@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET
 
@@ -86,6 +88,108 @@ def render_pdf(html: str) -> tuple[bytes, StaticOnlyFetcher]:
     return pdf, fetcher
 
 
+def _e(value: Any) -> str:
+    """The template's {{ value }}: None as "None", the rest as text, escaped."""
+    return escape(str(value))
+
+
+def _or(value: Any, default: str) -> str:
+    """{{ value|default:"…" }}: the default for any falsy value."""
+    return _e(value) if value else default
+
+
+def identity_rows_html(identities: list[dict[str, Any]]) -> str:
+    rows = []
+    for x in identities:
+        name = _e(x["name"])
+        cell = (
+            f'<a href="{_e(x["url"])}">{name}</a>'
+            if x.get("url")
+            else f'<span class="text-body-secondary">{name}</span>'
+        )
+        if x.get("third_party"):
+            cell += ' <span class="badge text-bg-warning">third party</span>'
+        provider = _or(x.get("provider"), "—")
+        if x.get("vendor"):
+            provider += f" / {_e(x['vendor'])}"
+        owner = x.get("owner")
+        if owner and owner.get("hidden"):
+            who = "another team"
+        elif owner:
+            who = _e(owner.get("username", ""))
+        else:
+            who = '<span class="badge text-bg-danger">no owner</span>'
+        age = (
+            f"{_e(x['age_days'])} d (issued {_e(x.get('issued_at'))})"
+            if x.get("age_days") is not None
+            else "unknown"
+        )
+        rows.append(
+            f"<tr><td>{cell}</td><td>{_e(x.get('kind_label', ''))}</td>"
+            f"<td>{provider}</td><td>{who}</td><td>{age}</td>"
+            f"<td>{_or(x.get('rotated_at'), 'never')}</td>"
+            f"<td>{_or(x.get('last_used_at'), 'never')}</td>"
+            f"<td>{_e(x.get('status_label', ''))}</td>"
+            f"<td>{_e((x.get('source') or {}).get('name', ''))}</td></tr>"
+        )
+    return "\n      ".join(rows)
+
+
+def caller_rows_html(callers: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in callers:
+        identity = c.get("identity")
+        if identity and identity.get("url"):
+            who = f'<a href="{_e(identity["url"])}">{_e(identity.get("name", ""))}</a>'
+        elif identity:
+            who = _e(identity.get("name", ""))
+        else:
+            who = ""
+        if not c.get("bound"):
+            who += (
+                ' <span class="badge text-bg-danger" data-testid="unbound-caller">'
+                "not bound to a known identity</span>"
+            )
+        rows.append(
+            f"<tr><td>{_or(c.get('service'), '—')}</td><td>{_or(c.get('user'), '—')}</td>"
+            f'<td>{who}</td><td class="text-end">{_e(c.get("calls", ""))}</td>'
+            f'<td class="text-end">{_e(c.get("errors", ""))}</td>'
+            f"<td>{_e(c.get('last_hour', ''))}</td></tr>"
+        )
+    return "\n      ".join(rows)
+
+
+REVOKERS = {"connector": "a connector", "person": "a person"}
+
+
+def plan_rows_html(plan: list[dict[str, Any]]) -> str:
+    rows = []
+    for p in plan:
+        identity = p.get("identity") or {}
+        name = _e(identity.get("name", ""))
+        cell = (
+            f'<a href="{_e(identity["url"])}">{name}</a>'
+            if identity.get("url")
+            else name
+        )
+        revoker = p.get("revoker", "")
+        rows.append(
+            f'<tr><td>{cell}</td><td data-revoker="{_e(revoker)}">'
+            f"{REVOKERS.get(revoker, '—')}</td><td>{_e(p.get('how', ''))}</td></tr>"
+        )
+    return "\n      ".join(rows)
+
+
+def card_rows(card: dict[str, Any]) -> dict[str, SafeString]:
+    """The deployment card's three long tables' rows, as its template shows them (the
+    template language drew them at a third of the card's CPU)."""
+    return {
+        "identities": mark_safe(identity_rows_html(card["invoke"]["identities"])),  # noqa: S308 - escaped above
+        "callers": mark_safe(caller_rows_html(card["invoke"]["callers"])),  # noqa: S308
+        "plan": mark_safe(plan_rows_html(card["withdraw"]["plan"])),  # noqa: S308
+    }
+
+
 def _respond(
     request: HttpRequest, card: dict[str, Any], template: str, filename: str
 ) -> HttpResponse:
@@ -97,6 +201,8 @@ def _respond(
         response["Content-Disposition"] = f'attachment; filename="{filename}.json"'
         return response
     context = {"card": card, "base_template": PAGE_BASE, "printing": False}
+    if card.get("kind") == "deployment":
+        context["rows"] = card_rows(card)
     if fmt == "pdf":
         context.update(base_template=PRINT_BASE, printing=True)
         html = render_to_string(template, context, request=request)

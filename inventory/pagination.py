@@ -143,13 +143,17 @@ def keyset_paginate(
     cap: int = COUNT_CAP,
     nulls_last: bool = False,
     read: Callable[[QuerySet], list[Model]] = list,
+    count_of: QuerySet | None = None,
 ) -> KeysetPage:
     """One page of `queryset` ordered by (field, id), after or before a cursor.
 
     With `count`, the page also says how many rows match (up to `cap`), read in the same
-    query. A nullable `field` sorts NULL as its smallest value. `read` turns the page's
-    sliced queryset into its rows (a table's `read_rows`: tuples, not model instances).
+    query: the rows of `count_of` when given (`queryset` narrowed to the page's candidate
+    rows by the caller counts what the whole matches), else of `queryset`. A nullable
+    `field` sorts NULL as its smallest value. `read` turns the page's sliced queryset into
+    its rows (a table's `read_rows`: tuples, not model instances).
     """
+    counted = queryset if count_of is None else count_of
     model_field = _resolve_field(queryset.model, field)
     nullable = _nullable(queryset.model, field)
     nulls_last = nulls_last and nullable
@@ -169,7 +173,7 @@ def keyset_paginate(
     if cursor is not None:
         qs = qs.filter(_after(field, cursor, walk_desc, nullable, nulls_last))
     if count:
-        qs = qs.annotate(**{_COUNT_ALIAS: capped_count(queryset, cap)})
+        qs = qs.annotate(**{_COUNT_ALIAS: capped_count(counted, cap)})
     rows = read(qs[: per_page + 1])
     more = len(rows) > per_page
     rows = rows[:per_page]
@@ -182,7 +186,7 @@ def keyset_paginate(
         elif cursor is None:
             matching = 0
         else:  # a cursor past the end: the rare page that counts apart
-            matching = queryset.order_by().values("pk")[: cap + 1].count()
+            matching = counted.order_by().values("pk")[: cap + 1].count()
 
     def key(row: Model) -> str:
         value = row

@@ -413,3 +413,157 @@ def test_bulk_returns_to_the_filters_the_user_last_saw(client, risk, team_a):
         headers={"Referer": "http://testserver/inventory/deployments/"},
     )
     assert response["Location"] == URL + "?tier=3"
+
+
+# ---------------------------------------------------------------------------
+# The fast paths draw what the general ones drew
+# ---------------------------------------------------------------------------
+def test_fast_rows_match_the_general_table(client, risk, team_a, owner):
+    """FindingTable.rows_html (string building) against KeysetTable.rows_html (the
+    render methods, cell by cell), over every subject, a missing subject, a team and
+    none, an assignee and a queue, each source label and markup in names."""
+    from governance.tables_findings import FindingTable
+    from inventory.tables import KeysetTable
+    from tests.factories import AIModelFactory, IdentityFactory
+
+    deployment = DeploymentFactory(model__team=team_a, name="dep <b>\"&'")
+    make_finding(team=team_a, deployment=deployment, title="<i>\"x\"</i> & 'y'")
+    make_finding(assignee=owner, source="mlflow:1", severity=4, tier=1)
+    make_finding(team=team_a, source="", status="acknowledged", kind="version_drift")
+    make_finding(team=team_a, source="unknown:9", severity=1)
+    model = AIModelFactory(team=team_a, name="m<&>")
+    identity = IdentityFactory(name="id<&>")
+    base = make_finding(team=team_a)
+    for subject_type, target in (("model", model), ("identity", identity)):
+        Finding.objects.create(
+            kind="missing_owner",
+            subject_type=subject_type,
+            subject_id=target.pk,
+            model=target if subject_type == "model" else None,
+            identity=target if subject_type == "identity" else None,
+            title=f"on a {subject_type}",
+            severity=2,
+            tier=3,
+            queue=Finding.Queue.COMMITTEE,
+            evidence={},
+            evidence_key=subject_type,
+            opened_at=base.opened_at,
+            last_seen_at=base.last_seen_at,
+        )
+    Finding.objects.create(  # its subject is gone: "#id"
+        kind="missing_owner",
+        subject_type="deployment",
+        subject_id=987654,
+        title="gone",
+        severity=3,
+        tier=2,
+        queue=Finding.Queue.TEAM,
+        evidence={},
+        evidence_key="gone",
+    )
+    client.force_login(risk)
+    response = client.get(URL, {"status": "all"})
+    table = response.context["table"]
+    assert isinstance(table, FindingTable) and len(table.data) == 8
+    fast = str(table.rows_html())
+    assert fast == str(KeysetTable.rows_html(table))
+    assert "dep &lt;b&gt;&quot;&amp;&#x27;" in fast and "#987654" in fast
+    assert fast in response.content.decode()
+
+
+def test_chart_numbers_match_the_series(client, risk, team_a):
+    from governance.views_findings import chart_numbers_html
+
+    make_finding(team=team_a, kind="missing_owner")
+    client.force_login(risk)
+    response = client.get(URL)
+    figures = response.context["chart_figures"]
+    assert [spec["id"] for spec, _ in figures] == [
+        "chart-findings-opened",
+        "chart-findings-resolved",
+    ]
+    spec, numbers = figures[0]
+    assert numbers == chart_numbers_html(spec) and numbers in response.content.decode()
+    heads = [
+        f'<th scope="col" class="text-end">{day}</th>' for day in spec["categories"]
+    ]
+    assert numbers.startswith('<thead><tr><th scope="col">Kind</th>' + "".join(heads))
+    series = next(s for s in spec["series"] if s["name"] == "Missing owner")
+    assert series["values"][-1] == 1
+    row = '<tr><th scope="row" class="fw-normal">Missing owner</th>' + "".join(
+        f'<td class="text-end">{v}</td>' for v in series["values"]
+    )
+    assert row + "</tr>" in numbers
+    evil = {
+        "categories": ["<d>"],
+        "series": [{"name": "<k>&", "values": [3]}],
+    }
+    assert chart_numbers_html(evil) == (
+        '<thead><tr><th scope="col">Kind</th><th scope="col" class="text-end">&lt;d&gt;'
+        '</th></tr></thead>\n<tbody><tr><th scope="row" class="fw-normal">&lt;k&gt;&amp;'
+        '</th><td class="text-end">3</td></tr></tbody>'
+    )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"sort": "-opened_at"}, {"sort": "last_seen_at", "kind": "version_drift"}],
+)
+def test_owner_pages_read_from_each_part_of_their_scope(client, team_a, team_b, params):
+    """An owner's page is read part by part (each team, their own, assigned to them:
+    selectors_findings.narrow_to_pages): walking every page gives exactly their
+    findings in the list's order, each once, with the whole count."""
+    import re
+
+    from governance.findings import finding_scope
+    from tests.factories import TeamFactory
+
+    third = TeamFactory(name="Third", slug="third")
+    owner = UserFactory(username="multi", role=Role.OWNER, teams=[team_a, team_b])
+    kinds = ["missing_owner", "version_drift"]
+    for i in range(170):
+        make_finding(
+            team=[team_a, team_b, third][i % 3],
+            owner=owner if i % 7 == 0 else None,
+            assignee=owner if i % 11 == 0 else None,
+            kind=kinds[i % 2],
+            severity=1 + i % 4,
+            tier=1 + (i // 4) % 4,
+            opened_days_ago=i % 9,
+        )
+    client.force_login(owner)
+    sort = params.get("sort", "priority")
+    field = sort.lstrip("-")
+    expected = finding_scope(Finding.objects.all(), owner).exclude(status="resolved")
+    if "kind" in params:
+        expected = expected.filter(kind=params["kind"])
+    expected = list(
+        expected.order_by(
+            f"-{field}" if sort.startswith("-") else field,
+            "-pk" if sort.startswith("-") else "pk",
+        ).values_list("pk", flat=True)
+    )
+    assert len(expected) > 50  # more than one page, from every part
+    seen, query, count = [], dict(params), None
+    for _ in range(10):
+        response = client.get(URL, query)
+        seen += _rows(response)
+        count = response.context["page"].matching
+        after = re.search(
+            r'data-testid="page-next" href="\?([^"]+)"', response.content.decode()
+        )
+        if not after:
+            break
+        query = dict(
+            pair.split("=", 1)
+            for pair in after.group(1).replace("&amp;", "&").split("&")
+        )
+    assert seen == expected and count == len(expected)
+    # And back: the previous page of the last one is the one before it.
+    last = response.context["page"]
+    if last.prev_cursor:
+        back = client.get(URL, {**params, "before": last.prev_cursor})
+        assert (
+            _rows(back)
+            == expected[len(seen) - len(last.rows) - 50 : len(seen) - len(last.rows)]
+        )

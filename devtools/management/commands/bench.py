@@ -37,6 +37,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 
 from devtools import bench_findings, demo
 from devtools.bench_urls import FLOOR_PATH
+from governance.models import Finding
 from inventory import models as m
 from inventory import selectors, services, summary
 from inventory.pagination import encode_cursor
@@ -195,9 +196,19 @@ class Command(BaseCommand):
                     out=self.stdout.write,
                 )
             )
-            findings_rows += bench_findings.bench_detection(
-                repeats=min(options["requests"], 20), out=self.stdout.write
-            )
+            if options["skip_detection"]:
+                findings_rows.append(
+                    bench_findings.Row(
+                        "detection",
+                        "skipped (--skip-detection)",
+                        note=f"{Finding.objects.count():,} findings already there",
+                        status="n/a",
+                    )
+                )
+            else:
+                findings_rows += bench_findings.bench_detection(
+                    repeats=min(options["requests"], 20), out=self.stdout.write
+                )
         token, raw = services.api_token_issue(
             actor=None, actor_label="bench", name="bench", scopes=["read"], days=1
         )
@@ -207,7 +218,12 @@ class Command(BaseCommand):
                 ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "testserver"],
             ):
                 self._load_before = _load()
-                results = self._run_all(users, raw, options["requests"])
+                results = self._run_all(
+                    users,
+                    raw,
+                    options["requests"],
+                    only_findings=options["only_findings"],
+                )
                 floor = [r.p95 for r in results if r.case.path == FLOOR_PATH and r.p95]
                 if not options["no_findings"]:
                     findings_rows.append(
@@ -392,7 +408,12 @@ class Command(BaseCommand):
 
     # -- measuring ---------------------------------------------------------------
     def _run_all(
-        self, users: dict[str, Any], raw_token: str, requests: int
+        self,
+        users: dict[str, Any],
+        raw_token: str,
+        requests: int,
+        *,
+        only_findings: bool = False,
     ) -> list[Result]:
         clients: dict[str, Client] = {}
         for role in ROLES:
@@ -402,7 +423,10 @@ class Command(BaseCommand):
             )
         clients["token:read"] = Client(headers={"Authorization": f"Bearer {raw_token}"})
         results = []
-        for case in self._cases(users):
+        cases = self._cases(users)
+        if only_findings:
+            cases = [c for c in cases if c.path == FLOOR_PATH or _issue10_page(c)]
+        for case in cases:
             result = self._measure(clients[case.role], case, requests)
             self.stdout.write(
                 f"  {case.page} [{case.role}]: {result.status}"
@@ -595,6 +619,10 @@ def _load() -> str:
         return f"{os.getloadavg()[0]:.2f}"
     except OSError:
         return "unknown"
+
+
+def _issue10_page(case: Case) -> bool:
+    return case.page.startswith(("findings page", "proof card"))
 
 
 def _fmt(value: float | int | None, pattern: str) -> str:
