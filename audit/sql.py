@@ -38,20 +38,9 @@ def insert_rows(
         return len(objs)
     opts = model._meta
     qn = connection.ops.quote_name
-    columns, selects, casts, getters = [], [], [], []
-    for n, name in enumerate(fields):
-        f = opts.get_field(name)
-        columns.append(qn(f.column))
-        if isinstance(f, models.JSONField):
-            # Sent as text and cast, exactly as Django's JSONField dumps it (json.dumps with
-            # the field's encoder), so what is read back is what was hashed.
-            casts.append("%s::text[]")
-            selects.append(f"c{n}::jsonb")
-            getters.append(_json_getter(f))
-        else:
-            casts.append(f"%s::{f.db_type(connection)}[]")
-            selects.append(f"c{n}")
-            getters.append(_plain_getter(f))
+    fields_ = [opts.get_field(name) for name in fields]
+    columns = [qn(f.column) for f in fields_]
+    casts, selects, getters = _unnest_columns(fields_)
     aliases = ", ".join(f"c{n}" for n in range(len(fields)))
     # Only quoted names and types from the model's meta are formatted in; values are
     # parameters.
@@ -95,19 +84,13 @@ def update_rows(
     opts = model._meta
     qn = connection.ops.quote_name
     pk = opts.pk
-    casts = [f"%s::{pk.db_type(connection)}[]"]
-    getters = [_plain_getter(pk)]
-    sets = []
-    for n, name in enumerate(fields):
-        f = opts.get_field(name)
-        if isinstance(f, models.JSONField):
-            casts.append("%s::text[]")
-            sets.append(f"{qn(f.column)} = u.c{n}::jsonb")
-            getters.append(_json_getter(f))
-        else:
-            casts.append(f"%s::{f.db_type(connection)}[]")
-            sets.append(f"{qn(f.column)} = u.c{n}")
-            getters.append(_plain_getter(f))
+    fields_ = [opts.get_field(name) for name in fields]
+    casts, values, getters = _unnest_columns(fields_)
+    casts.insert(0, f"%s::{pk.db_type(connection)}[]")
+    getters.insert(0, _plain_getter(pk))
+    sets = [
+        f"{qn(f.column)} = u.{value}" for f, value in zip(fields_, values, strict=True)
+    ]
     aliases = ", ".join(["pk", *(f"c{n}" for n in range(len(fields)))])
     table = qn(opts.db_table)
     # Only quoted names and types from the model's meta are formatted in; values are
@@ -191,6 +174,26 @@ def fetch_dicts(qs: models.QuerySet, names: Sequence[str]) -> list[dict]:
     return [
         dict(zip(names, row, strict=True)) for row in fetch_rows(qs.values_list(*names))
     ]
+
+
+def _unnest_columns(
+    fields: Sequence[models.Field],
+) -> tuple[list[str], list[str], list]:
+    """For each field, sent as one array parameter `c<n>` of an `unnest(…)`: its
+    parameter's cast, its value expression, and the getter of an object's value. JSON is
+    sent as text and cast, exactly as Django's JSONField dumps it (json.dumps with the
+    field's encoder), so what is read back is what was hashed."""
+    casts, values, getters = [], [], []
+    for n, f in enumerate(fields):
+        if isinstance(f, models.JSONField):
+            casts.append("%s::text[]")
+            values.append(f"c{n}::jsonb")
+            getters.append(_json_getter(f))
+        else:
+            casts.append(f"%s::{f.db_type(connection)}[]")
+            values.append(f"c{n}")
+            getters.append(_plain_getter(f))
+    return casts, values, getters
 
 
 def _json_getter(f: models.JSONField):

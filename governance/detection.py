@@ -218,15 +218,8 @@ def _assignment(cond: Condition) -> tuple[str, int | None]:
 
 
 def _refresh(finding: Finding, cond: Condition, now: datetime) -> None:
-    finding.title = cond.title[:300]
-    finding.severity = cond.resolved_severity()
-    finding.tier = cond.tier
-    finding.deployment_id = cond.deployment_id
-    finding.identity_id = cond.identity_id
-    finding.model_id = cond.model_id
-    finding.team_id = cond.team_id
-    finding.owner_id = cond.owner_id
-    finding.source = cond.source[:100]
+    for name, value in zip(REFRESHED, _refreshed(cond), strict=True):
+        setattr(finding, name, value)
     finding.last_seen_at = now
     if not finding.assigned_manually:
         finding.queue, finding.assignee_id = _assignment(cond)
@@ -261,15 +254,8 @@ UPDATE_FIELDS = [
 # model instance): most findings of a run are unchanged, and for those only
 # `last_seen_at` moves, in one UPDATE for the chunk, and only once it is
 # FINDINGS_SEEN_REFRESH_MINUTES old.
-LIGHT_FIELDS = (
-    "id",
-    "subject_id",
-    "last_seen_at",
-    "status",
-    "evidence_key",
-    "suppressed_key",
-    "accepted_until",
-    "assigned_manually",
+# The columns every run rewrites from its condition (`_refresh`), in `_refreshed` order.
+REFRESHED = (
     "title",
     "severity",
     "tier",
@@ -279,15 +265,42 @@ LIGHT_FIELDS = (
     "team_id",
     "owner_id",
     "source",
+)
+LIGHT_FIELDS = (
+    "id",
+    "subject_id",
+    "last_seen_at",
+    "status",
+    "evidence_key",
+    "suppressed_key",
+    "accepted_until",
+    "assigned_manually",
     "queue",
     "assignee_id",
+    *REFRESHED,
 )
+_FIXED = len(LIGHT_FIELDS) - len(REFRESHED)
+
+
+def _refreshed(cond: Condition) -> tuple:
+    """What `_refresh` writes from `cond` into the REFRESHED columns."""
+    return (
+        cond.title[:300],
+        cond.resolved_severity(),
+        cond.tier,
+        cond.deployment_id,
+        cond.identity_id,
+        cond.model_id,
+        cond.team_id,
+        cond.owner_id,
+        cond.source[:100],
+    )
 
 
 def _unchanged(row: tuple, cond: Condition, key: str, now: datetime) -> bool:
     """Whether applying `cond` to the unresolved finding `row` (LIGHT_FIELDS) would move
-    nothing but its last seen time (the same test as comparing `_state` before and after
-    `_refresh`, without building the finding)."""
+    nothing but its last seen time (the same test as comparing the finding before and
+    after `_refresh`, without building it)."""
     (
         _pk,
         _sid,
@@ -297,18 +310,9 @@ def _unchanged(row: tuple, cond: Condition, key: str, now: datetime) -> bool:
         suppressed_key,
         accepted_until,
         assigned_manually,
-        title,
-        severity,
-        tier,
-        deployment_id,
-        identity_id,
-        model_id,
-        team_id,
-        owner_id,
-        source,
         queue,
         assignee_id,
-    ) = row
+    ) = row[:_FIXED]
     if evidence_key != key:
         return False
     if status == Finding.Status.FALSE_POSITIVE and suppressed_key != key:
@@ -321,27 +325,7 @@ def _unchanged(row: tuple, cond: Condition, key: str, now: datetime) -> bool:
         return False
     if not assigned_manually and (queue, assignee_id) != _assignment(cond):
         return False
-    return (
-        title,
-        severity,
-        tier,
-        deployment_id,
-        identity_id,
-        model_id,
-        team_id,
-        owner_id,
-        source,
-    ) == (
-        cond.title[:300],
-        cond.resolved_severity(),
-        cond.tier,
-        cond.deployment_id,
-        cond.identity_id,
-        cond.model_id,
-        cond.team_id,
-        cond.owner_id,
-        cond.source[:100],
-    )
+    return row[_FIXED:] == _refreshed(cond)
 
 
 def _apply(
