@@ -414,7 +414,7 @@ def _apply(
             finding.updated_at = now
             to_update.append(finding)
             reopened.append(finding)
-            events.append(_event(finding, FindingEvent.Action.REOPENED, now))
+            events.append(_event(finding, FindingEvent.Action.REOPENED))
             result.add(kind, "reopened")
             continue
         new.append(cond)
@@ -459,7 +459,7 @@ def _update(
     if finding.evidence_key != key:
         finding.evidence = cond.evidence
         finding.evidence_key = key
-        events.append(_event(finding, FindingEvent.Action.EVIDENCE, now))
+        events.append(_event(finding, FindingEvent.Action.EVIDENCE))
         result.add(kind, "evidence_changed")
     if finding.status == Finding.Status.FALSE_POSITIVE and (
         finding.suppressed_key != key
@@ -470,7 +470,6 @@ def _update(
             _event(
                 finding,
                 FindingEvent.Action.REOPENED,
-                now,
                 note="The evidence changed since it was marked a false positive.",
             )
         )
@@ -483,7 +482,7 @@ def _update(
         and finding.accepted_until <= now
     ):
         finding.status = Finding.Status.OPEN
-        events.append(_event(finding, FindingEvent.Action.ACCEPTANCE_EXPIRED, now))
+        events.append(_event(finding, FindingEvent.Action.ACCEPTANCE_EXPIRED))
         result.add(kind, "acceptance_expired")
         if _notifies_finding(finding):
             result.opened_ids.append(finding.pk)
@@ -532,18 +531,10 @@ CREATE_SET = (
     "kind",
     "subject_type",
     "subject_id",
-    "deployment_id",
-    "identity_id",
-    "model_id",
-    "team_id",
-    "owner_id",
-    "title",
-    "severity",
-    "tier",
+    *REFRESHED,
     "status",
     "queue",
     "assignee_id",
-    "source",
     "evidence",
     "evidence_key",
     "opened_at",
@@ -557,9 +548,7 @@ EVENT_COLUMNS = [
 SET_BATCH = 20_000  # ids per UPDATE of one set of values
 
 
-def _event(
-    finding: Finding, action: str, now: datetime, *, note: str = ""
-) -> tuple[int, str, str]:
+def _event(finding: Finding, action: str, *, note: str = "") -> tuple[int, str, str]:
     """An event of the chunk's kind at the run's time, as `_write_events` takes it."""
     return (finding.pk, action, note)
 
@@ -607,18 +596,10 @@ def _create(
                 kind,
                 subject_type,
                 cond.subject_id,
-                cond.deployment_id,
-                cond.identity_id,
-                cond.model_id,
-                cond.team_id,
-                cond.owner_id,
-                cond.title[:300],
-                cond.resolved_severity(),
-                cond.tier,
+                *_refreshed(cond),
                 status,
                 queue,
                 assignee,
-                cond.source[:100],
                 cond.evidence_json(),
                 keys[cond.subject_id],
                 now,
