@@ -90,6 +90,7 @@ check-deploy: venv
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
 
 bench: venv
+	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py bench $(BENCH_ARGS)
 
 # The hostile-input suite with many examples (HYPOTHESIS_PROFILE=fuzz; `make test` runs the
