@@ -28,13 +28,14 @@ import logging
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import JSONField, Max, Min
 from django.utils import timezone
 
@@ -96,8 +97,12 @@ class Condition:
     # while they are unchanged, so put no clock in them (times go in `records`).
     facts: dict[str, Any]
     # The source records behind the facts, with their times, e.g.
-    # {"source": "mlflow-prod", "what": "version 4 registered", "at": "2026-…"}.
-    records: list[dict[str, Any]] = field(default_factory=list)
+    # {"source": "mlflow-prod", "what": "version 4 registered", "at": "2026-…"}; or a
+    # function that lists them, called only if the finding's evidence is written (a new
+    # finding, changed facts): most conditions of a run meet an unchanged finding.
+    records: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] = field(
+        default_factory=list
+    )
     deployment_id: int | None = None
     identity_id: int | None = None
     model_id: int | None = None
@@ -114,14 +119,20 @@ class Condition:
     def _facts_json(self) -> str:
         return json.dumps(self.facts, sort_keys=True, default=str)
 
+    def record_list(self) -> list[dict[str, Any]]:
+        """`records`, listed (once) if given as a function."""
+        if callable(self.records):
+            self.records = self.records()
+        return self.records
+
     def evidence_json(self) -> str:
         """`evidence` as JSON text, its facts encoded as for the key (once per run)."""
-        records = json.dumps(self.records, default=str)
+        records = json.dumps(self.record_list(), default=str)
         return f'{{"facts": {self._facts_json()}, "records": {records}}}'
 
     @property
     def evidence(self) -> dict[str, Any]:
-        return {"facts": self.facts, "records": self.records}
+        return {"facts": self.facts, "records": self.record_list()}
 
     def resolved_severity(self) -> int:
         return self.severity or severity_for(self.kind, self.tier)
@@ -163,6 +174,13 @@ class RunResult:
             self.counts[what] += n
             self.by_kind.setdefault(kind, Counter())[what] += n
 
+    def merge(self, other: RunResult) -> None:
+        """Add `other`'s counts and opened ids (a part of the same run)."""
+        self.counts.update(other.counts)
+        for kind, counts in other.by_kind.items():
+            self.by_kind.setdefault(kind, Counter()).update(counts)
+        self.opened_ids.extend(other.opened_ids)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "totals": dict(self.counts),
@@ -175,6 +193,18 @@ class RunResult:
 _MEMO: ContextVar[dict[str, tuple[Any, Any]] | None] = ContextVar(
     "runproof_detection_memo", default=None
 )
+
+
+# The kinds the current run detects (None outside a run): a read shared by several
+# detectors computes only what this run's detectors use.
+_KINDS: ContextVar[frozenset[str] | None] = ContextVar(
+    "runproof_detection_kinds", default=None
+)
+
+
+def running_kinds() -> frozenset[str] | None:
+    """The kinds of the run in progress, or None outside a run."""
+    return _KINDS.get()
 
 
 def memo(name: str, key: Any, compute: Callable[[], Any]) -> Any:
@@ -200,13 +230,19 @@ def _lock(kind: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
 
 
-def _no_jit() -> None:
-    """No JIT compilation for the rest of the chunk's transaction (PostgreSQL). A scan's
-    estimated cost passes `jit_above_cost` at 50,000 subjects, and compiling then took a
-    third of each query (175 of 548 ms) for plans that run well under a second."""
+def _chunk_settings() -> None:
+    """For the rest of the chunk's transaction (PostgreSQL): no JIT compilation, and a
+    commit that does not wait for its WAL to reach the disk.
+
+    A scan's estimated cost passes `jit_above_cost` at 50,000 subjects, and compiling
+    then took a third of each query (175 of 548 ms) for plans that run well under a
+    second. A crash can lose the last moment of a run's asynchronous commits, never
+    half of one (https://www.postgresql.org/docs/15/wal-async-commit.html); detection
+    is idempotent, so the next run redoes them, and any later synchronous commit (the
+    change consumer marking its notices done) flushes them first."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+            cursor.execute("SET LOCAL jit = off; SET LOCAL synchronous_commit = off")
 
 
 def _assignment(cond: Condition) -> tuple[str, int | None]:
@@ -697,33 +733,101 @@ def run(
     notify: bool = True,
 ) -> RunResult:
     """Detect and keep the findings. `scope` ({subject_type: ids}) limits it to those
-    subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids."""
+    subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids.
+
+    A full run on PostgreSQL, outside a transaction, scans the subject types side by side
+    (`FINDINGS_DETECT_THREADS` threads, each on its own connection; `_parallel`): while
+    one waits for the database, another builds its rows."""
     now = now or timezone.now()
     result = RunResult()
     by_type: dict[str, list[Detector]] = {}
     for detector in _selected(kinds):
         by_type.setdefault(detector.subject_type, []).append(detector)
-    token = _MEMO.set({})
+    running = frozenset(d.kind for detectors in by_type.values() for d in detectors)
+    groups = list(by_type.items())
+    workers = _parallel(groups, scope)
+    if workers > 1:
+        with ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="detect"
+        ) as pool:
+            futures = [
+                pool.submit(_run_type_in_thread, t, ds, scope, now, dry_run, running)
+                for t, ds in groups
+            ]
+            for future in futures:
+                result.merge(future.result())
+    else:
+        for subject_type, detectors in groups:
+            result.merge(
+                _run_type(subject_type, detectors, scope, now, dry_run, running)
+            )
+    if notify and not dry_run and result.opened_ids:
+        from governance import notifications
+
+        notifications.findings_assigned(finding_ids=result.opened_ids)
+    return result
+
+
+def _parallel(
+    groups: list[tuple[str, list[Detector]]],
+    scope: dict[str, Collection[int]] | None,
+) -> int:
+    """How many threads a run uses: one per subject type, up to
+    `FINDINGS_DETECT_THREADS`, for a full run on PostgreSQL outside a transaction (a
+    thread's own connection would not see an enclosing transaction's rows). Otherwise 1:
+    a change scope is small, and SQLite has one writer."""
+    if (
+        scope is not None
+        or len(groups) < 2
+        or connection.vendor != "postgresql"
+        or connection.in_atomic_block
+    ):
+        return 1
+    return max(1, min(len(groups), settings.FINDINGS_DETECT_THREADS))
+
+
+def _run_type_in_thread(
+    subject_type: str,
+    detectors: list[Detector],
+    scope: dict[str, Collection[int]] | None,
+    now: datetime,
+    dry_run: bool,
+    running: frozenset[str],
+) -> RunResult:
     try:
-        # Chunk by chunk, every detector of the subject type on each chunk in turn (each
-        # in its own transaction), so reads they share are made once per chunk (`memo`).
-        for subject_type, detectors in by_type.items():
-            if scope is not None:
-                ids = sorted(set(scope.get(subject_type) or ()))
-                for start in range(0, len(ids), CHUNK):
-                    part = ids[start : start + CHUNK]
-                    for detector in detectors:
-                        _run_chunk(detector, part, None, now, result, dry_run)
-                continue
+        return _run_type(subject_type, detectors, scope, now, dry_run, running)
+    finally:
+        # The thread's own connection, opened for it.
+        connections.close_all()
+
+
+def _run_type(
+    subject_type: str,
+    detectors: list[Detector],
+    scope: dict[str, Collection[int]] | None,
+    now: datetime,
+    dry_run: bool,
+    running: frozenset[str],
+) -> RunResult:
+    """Chunk by chunk of one subject type, every detector of the type on each chunk in
+    turn (each in its own transaction), so reads they share are made once per chunk
+    (`memo`)."""
+    result = RunResult()
+    token, kinds_token = _MEMO.set({}), _KINDS.set(running)
+    try:
+        if scope is not None:
+            ids = sorted(set(scope.get(subject_type) or ()))
+            for start in range(0, len(ids), CHUNK):
+                part = ids[start : start + CHUNK]
+                for detector in detectors:
+                    _run_chunk(detector, part, None, now, result, dry_run)
+        else:
             for id_range in _ranges(subject_type):
                 for detector in detectors:
                     _run_chunk(detector, None, id_range, now, result, dry_run)
     finally:
         _MEMO.reset(token)
-    if notify and not dry_run and result.opened_ids:
-        from governance import notifications
-
-        notifications.findings_assigned(finding_ids=result.opened_ids)
+        _KINDS.reset(kinds_token)
     return result
 
 
@@ -737,7 +841,7 @@ def _run_chunk(
 ) -> None:
     with transaction.atomic():
         _lock(detector.kind)
-        _no_jit()
+        _chunk_settings()
         conditions = {
             c.subject_id: c for c in detector.scan(now=now, ids=ids, id_range=id_range)
         }

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from governance import detection, detection_runner
 from governance.models import Finding
 from inventory import history
 from inventory import models as im
-from tests.factories import DeploymentFactory, ModelVersionFactory
+from tests.factories import DeploymentFactory, IdentityFactory, ModelVersionFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 K = Finding.Kind
@@ -85,3 +87,50 @@ def test_two_change_consumers_at_once_share_the_notices():
         d.pk for d in deployments
     }
     assert set(per_subject.values()) == {1}
+
+
+def test_a_full_run_scans_the_subject_types_side_by_side(settings):
+    """Outside a transaction on PostgreSQL a full run gives each subject type its own
+    thread and connection: the findings are those of a run in one thread, and running
+    it again in one thread changes nothing."""
+    assert connection.vendor == "postgresql" and not connection.in_atomic_block
+    settings.FINDINGS_DETECT_THREADS = 2
+    deployments = [DeploymentFactory(owner=None) for _ in range(N)]
+    old = timezone.now() - timedelta(days=400)
+    identities = [
+        IdentityFactory(issued_at=old, rotated_at=None, last_used_at=None)
+        for _ in range(N)
+    ]
+    groups = list(_by_type().items())
+    assert {t for t, _ in groups} >= {"deployment", "identity"}
+    assert detection._parallel(groups, None) == 2
+
+    first = detection.run(notify=False)
+
+    opened = unresolved_per_subject()
+    assert set(opened.values()) == {1}
+    assert first.counts["opened"] == len(opened)
+    kinds = {k for k, _ in opened}
+    assert {K.MISSING_OWNER, K.STALE_CREDENTIAL, K.UNUSED_CREDENTIAL} <= kinds
+    found = Finding.objects.exclude(status="resolved")
+    assert set(
+        found.filter(kind=K.MISSING_OWNER, subject_type="deployment").values_list(
+            "subject_id", flat=True
+        )
+    ) == {d.pk for d in deployments}
+    assert set(
+        found.filter(kind=K.STALE_CREDENTIAL).values_list("subject_id", flat=True)
+    ) == {i.pk for i in identities}
+
+    settings.FINDINGS_DETECT_THREADS = 1
+    again = detection.run(notify=False)
+    assert again.counts["opened"] == again.counts["resolved"] == 0
+    assert again.counts["updated"] == len(opened)
+    assert unresolved_per_subject() == opened
+
+
+def _by_type() -> dict:
+    by_type: dict = {}
+    for d in detection._selected(None):
+        by_type.setdefault(d.subject_type, []).append(d)
+    return by_type
