@@ -16,14 +16,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Iterator
 from datetime import datetime
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
-from django.db.models import Min, Q, QuerySet, Value
+from django.db.models import BooleanField, ExpressionWrapper, Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from audit.sql import fetch_dicts
-from governance.detection import Condition, memo
+from governance.detection import Condition, memo, running_kinds
 from governance.models import Finding
 from inventory import models as im
 from inventory import querysets as rules
@@ -117,6 +118,57 @@ def rows_of(
         yield SimpleNamespace(**row, bound_tier=tiers.get(row["pk"], 4))
 
 
+def chunk_identities(
+    ids: Collection[int] | None,
+    id_range: tuple[int, int] | None,
+    now: datetime,
+    kind: str,
+) -> tuple[im.Policy, list[SimpleNamespace]]:
+    """The identities among `ids` or within `id_range` that hold at least one identity
+    rule, each with a flag per rule (`i.holds[kind]`), read in one query shared by the
+    identity detectors of a run (`detection.memo`): the rules of the run's kinds, or
+    outside a run only `kind`'s. Each flag is the rule's own `Q`
+    (`IdentityRule.matching`, `identity_orphaned_q`) selected as a boolean, so a finding
+    and a list filtered by the rule still agree. Five queries, one per detector, each
+    reading its matches again, cost about twice as much (PostgreSQL and row building).
+    Also returns the policy the rules read (the current one, or the defaults when no
+    rule of the run reads one)."""
+
+    def compute() -> tuple[im.Policy, list[SimpleNamespace]]:
+        running = running_kinds()
+        wanted = running if running is not None else {kind}
+        chosen = [d for d in IDENTITY_RULES if d.kind in wanted]
+        uses_policy = any(d.uses_policy for d in chosen)
+        policy = policy_current() if uses_policy else im.Policy()
+        rules_by_kind = {d.kind: d.matching(policy, now) for d in chosen}
+        names = [f"holds_{n}" for n in range(len(rules_by_kind))]
+        qs = (
+            identities_in(ids, id_range)
+            # Every identity rule is of active identities: the others hold none.
+            .filter(rules.ACTIVE_IDENTITY)
+            .annotate(
+                model_lifecycle=Coalesce("model__lifecycle", Value("")),
+                **{
+                    name: ExpressionWrapper(q, output_field=BooleanField())
+                    for name, q in zip(names, rules_by_kind.values(), strict=True)
+                },
+            )
+        )
+        kinds = list(rules_by_kind)
+        found = []
+        for i in rows_of(qs, ids, id_range, "model_lifecycle", *names):
+            flags = [getattr(i, name) for name in names]
+            if any(flags):
+                i.holds = {
+                    kind: bool(flag) for kind, flag in zip(kinds, flags, strict=True)
+                }
+                found.append(i)
+        return policy, found
+
+    key = (tuple(sorted(ids)) if ids is not None else id_range, now)
+    return memo("identity.chunk_identities", key, compute)
+
+
 def _at(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -185,16 +237,17 @@ class IdentityRule:
         ids: Collection[int] | None,
         id_range: tuple[int, int] | None,
     ) -> Iterator[Condition]:
-        policy = policy_current() if self.uses_policy else im.Policy()
-        rows = identities_in(ids, id_range).filter(self.matching(policy, now))
-        for i in rows_of(rows, ids, id_range):
-            yield condition(
-                self.kind,
-                i,
-                self.title(i, policy),
-                self.facts(i, policy),
-                records=self.records(i),
-            )
+        policy, found = chunk_identities(ids, id_range, now, self.kind)
+        for i in found:
+            if i.holds.get(self.kind):
+                yield condition(
+                    self.kind,
+                    i,
+                    self.title(i, policy),
+                    self.facts(i, policy),
+                    # Listed only if the finding's evidence is written.
+                    records=partial(self.records, i),
+                )
 
 
 class StaleCredential(IdentityRule):
@@ -279,6 +332,10 @@ class OrphanedIdentity:
 
     kind = Kind.ORPHANED_IDENTITY
     subject_type = IDENTITY
+    uses_policy = False
+
+    def matching(self, policy: im.Policy, now: datetime) -> Q:
+        return rules.identity_orphaned_q()
 
     def scan(
         self,
@@ -287,16 +344,8 @@ class OrphanedIdentity:
         ids: Collection[int] | None,
         id_range: tuple[int, int] | None,
     ) -> Iterator[Condition]:
-        orphans = list(
-            rows_of(
-                identities_in(ids, id_range)
-                .filter(rules.identity_orphaned_q())
-                .annotate(model_lifecycle=Coalesce("model__lifecycle", Value(""))),
-                ids,
-                id_range,
-                "model_lifecycle",
-            )
-        )
+        _, found = chunk_identities(ids, id_range, now, self.kind)
+        orphans = [i for i in found if i.holds.get(self.kind)]
         if not orphans:
             return
         bindings: dict[int, list[dict[str, Any]]] = defaultdict(list)
@@ -346,7 +395,7 @@ class OrphanedIdentity:
                 i,
                 _orphan_title(i, reasons, bound),
                 facts,
-                records=credential_records(i),
+                records=partial(credential_records, i),
             )
 
 
@@ -370,3 +419,5 @@ DETECTORS = [
     UnusedCredential(),
     IdentityMissingOwner(),
 ]
+# The rules `chunk_identities` flags, one per detector above.
+IDENTITY_RULES = DETECTORS
