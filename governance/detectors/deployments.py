@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max, Q, QuerySet, Sum
 from django.db.models.functions import Trim
 
@@ -370,9 +371,14 @@ def _source_successes(labels: Collection[str]) -> dict[str, datetime]:
 
 def _calls_since(since: dict[int, datetime]) -> dict[int, tuple[int, datetime | None]]:
     """Calls in the usage hours from each deployment's time on (from the hour that holds
-    it), and the latest such hour: one aggregate query."""
+    it), and the latest such hour: one aggregate query. On PostgreSQL each deployment's
+    time goes with it (two array parameters), so only a total per deployment comes back:
+    reading every (deployment, hour) sum to add them up in Python cost about 5 s of a
+    full run at 5,000 deployments with 30 days of usage."""
     if not since:
         return {}
+    if connection.vendor == "postgresql":
+        return _calls_since_sql(since)
     earliest = min(since.values()).replace(minute=0, second=0, microsecond=0)
     out: dict[int, list] = {}
     for dep, hour, calls in (
@@ -386,6 +392,34 @@ def _calls_since(since: dict[int, datetime]) -> dict[int, tuple[int, datetime | 
         total, last = out.setdefault(dep, [0, None])
         out[dep] = [total + (calls or 0), hour if last is None or hour > last else last]
     return {dep: (v[0], v[1]) for dep, v in out.items()}
+
+
+def _calls_since_sql(
+    since: dict[int, datetime],
+) -> dict[int, tuple[int, datetime | None]]:
+    """`_calls_since` on PostgreSQL: each deployment's hours from the hour that holds its
+    time, summed in SQL."""
+    opts = im.UsageHour._meta
+    qn = connection.ops.quote_name
+    dep_col = opts.get_field("deployment").column
+    hour_col = opts.get_field("hour").column
+    calls_col = opts.get_field("calls").column
+    dep_type = opts.get_field("deployment").target_field.db_type(connection)
+    # Only quoted names and types from the model's meta are formatted in; the
+    # deployments and their times are array parameters.
+    sql = (
+        f"SELECT u.{qn(dep_col)}, COALESCE(SUM(u.{qn(calls_col)}), 0), "  # noqa: S608
+        f"MAX(u.{qn(hour_col)}) FROM {qn(opts.db_table)} u "
+        f"JOIN unnest(%s::{dep_type}[], %s::timestamptz[]) AS s(dep, since) "
+        f"ON u.{qn(dep_col)} = s.dep "
+        f"AND u.{qn(hour_col)} >= s.since "
+        f"GROUP BY u.{qn(dep_col)}"
+    )
+    deps = list(since)
+    starts = [since[d].replace(minute=0, second=0, microsecond=0) for d in deps]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [deps, starts])
+        return {dep: (int(total), last) for dep, total, last in cursor.fetchall()}
 
 
 class ShadowDeployment:
