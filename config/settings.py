@@ -349,6 +349,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.tasks.detect_changes",
         "schedule": 15.0,
     },
+    # Every 60 s: notification emails not yet sent (the message asked for when the rows
+    # committed was lost, or a send failed: the unemailed rows are the record).
+    "notification-emails": {
+        "task": "governance.tasks.send_notification_emails",
+        "schedule": 60.0,
+    },
     # https://crontab.guru/#17_1_*_*_* : daily at 01:17, detection over everything
     # (time-based kinds open and resolve as time passes).
     "detect-all": {
