@@ -245,3 +245,45 @@ def test_anonymous_is_sent_to_sign_in(client):
     for url in (LIST, COUNT, reverse("governance:finding_list")):
         response = client.get(url)
         assert response.status_code == 302 and "login" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_another_worker_holds_are_skipped(mailoutbox):
+    """On PostgreSQL a sweep skips the rows another worker has claimed (and does not wait
+    for them); once that worker lets go they are the next sweep's."""
+    import threading
+
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's")
+    alice = UserFactory(username="alice", role=Role.OWNER)
+    bob = UserFactory(username="bob", role=Role.OWNER)
+    held, free = _pending(alice), _pending(bob)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_worker():
+        from django.db import connections
+
+        try:
+            with transaction.atomic():
+                list(Notification.objects.filter(pk=held.pk).select_for_update())
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    try:
+        assert locked.wait(10)
+        assert notifications.email_pending() == 1
+        assert [m.to for m in mailoutbox] == [[bob.email]]
+    finally:
+        release.set()
+        worker.join(10)
+    assert notifications.email_pending() == 1
+    assert [m.to for m in mailoutbox] == [[bob.email], [alice.email]]
+    held.refresh_from_db()
+    free.refresh_from_db()
+    assert held.emailed_at is not None and free.emailed_at is not None
