@@ -557,7 +557,8 @@ AUDIT_CHECKPOINT_FILE = env.str(
 # ---------------------------------------------------------------------------
 # Findings, notifications (governance.detection, governance.notifications)
 # ---------------------------------------------------------------------------
-# Email: files under var/mail in the embedded default; set EMAIL_BACKEND (smtp) in production.
+# Email: files under var/mail in the embedded default (one file per run of the sending task,
+# governance.notifications.email_pending); set EMAIL_BACKEND (smtp) in production.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"
 )

@@ -91,7 +91,9 @@ def email_pending(*, now: datetime | None = None) -> int:
         created_at__gte=now - EMAIL_LOOKBACK,
         recipient__is_active=True,
     ).exclude(recipient__email="")
-    people = sorted(set(pending.values_list("recipient_id", flat=True)))
+    people = sorted(
+        pending.order_by().values_list("recipient_id", flat=True).distinct()
+    )
     if not people:
         return 0
     sent = 0
