@@ -349,6 +349,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "governance.tasks.detect_changes",
         "schedule": 15.0,
     },
+    # Every 60 s: notification emails not yet sent (the message asked for when the rows
+    # committed was lost, or a send failed: the unemailed rows are the record).
+    "notification-emails": {
+        "task": "governance.tasks.send_notification_emails",
+        "schedule": 60.0,
+    },
     # https://crontab.guru/#17_1_*_*_* : daily at 01:17, detection over everything
     # (time-based kinds open and resolve as time passes).
     "detect-all": {
@@ -554,7 +560,8 @@ AUDIT_CHECKPOINT_FILE = env.str(
 # ---------------------------------------------------------------------------
 # Findings, notifications (governance.detection, governance.notifications)
 # ---------------------------------------------------------------------------
-# Email: files under var/mail in the embedded default; set EMAIL_BACKEND (smtp) in production.
+# Email: files under var/mail in the embedded default (one file per run of the sending task,
+# governance.notifications.email_pending); set EMAIL_BACKEND (smtp) in production.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend"
 )

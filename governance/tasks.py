@@ -47,3 +47,13 @@ def detect_time_based() -> None:
     from governance import detection_runner
 
     detection_runner.detect_all(kinds=TIME_BASED_KINDS)
+
+
+# acks_late is safe: a second run finds the rows the first one sent marked emailed.
+@shared_task(acks_late=True)
+def send_notification_emails() -> None:
+    """Email people their unemailed notifications, one message each (sent when a run or
+    an assignment commits new ones; beat: every 60 s, for a lost message or failed send)."""
+    from governance import notifications
+
+    notifications.email_pending()

@@ -130,7 +130,9 @@ def test_expired_acceptance_reopens():
     assert finding.status == "open"
 
 
-def test_high_findings_notify_their_assignee_once(settings):
+def test_high_findings_notify_their_assignee_once(
+    settings, django_capture_on_commit_callbacks
+):
     owner = UserFactory(email="owner@example.com")
     d = DeploymentFactory(owner=owner)
     finding = Finding.objects.create(
@@ -146,9 +148,10 @@ def test_high_findings_notify_their_assignee_once(settings):
     )
     from governance import notifications
 
-    assert notifications.findings_assigned(finding_ids=[finding.pk]) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications.findings_assigned(finding_ids=[finding.pk]) == 1
     assert len(mail.outbox) == 1 and "owner@example.com" in mail.outbox[0].to
-    assert Notification.objects.filter(recipient=owner).count() == 1
+    assert Notification.objects.get(recipient=owner).emailed_at is not None
 
 
 def test_deletes_reach_the_copied_keys_without_a_database_constraint():
