@@ -178,3 +178,35 @@ def test_deletes_reach_the_copied_keys_without_a_database_constraint():
     im.Deployment.objects.filter(pk=d.pk).delete()
     assert not Finding.objects.filter(pk=finding.pk).exists()
     assert model is not None
+
+
+@pytest.mark.services
+def test_moving_last_seen_rewrites_the_row_without_touching_an_index():
+    """The findings table keeps room in its pages (migration governance 0011), so a run
+    moving an unchanged finding's last seen time is a heap-only update."""
+    from django.db import connection
+
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE oid = 'governance_finding'::regclass"
+        )
+        assert "fillfactor=50" in cursor.fetchone()[0]
+    d = DeploymentFactory(owner=None)
+    _run()
+    finding = Finding.objects.get(kind=KIND, subject_id=d.pk)
+
+    def hot_updates() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_hot_updated("
+                "'governance_finding'::regclass)"
+            )
+            return cursor.fetchone()[0]
+
+    before = hot_updates()
+    later = timezone.now() + timedelta(hours=3)
+    assert _run(now=later).counts["updated"] == 1
+    finding.refresh_from_db()
+    assert finding.last_seen_at == later
+    assert hot_updates() == before + 1
