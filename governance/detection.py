@@ -85,6 +85,12 @@ def severity_for(kind: str, tier: int) -> int:
     return max(Severity.LOW, min(Severity.CRITICAL, base + TIER_STEP.get(tier, 0)))
 
 
+# What `json.dumps(…, sort_keys=True, default=str)` and `json.dumps(…, default=str)`
+# write, without building an encoder per call (three per new finding).
+_FACTS_JSON = json.JSONEncoder(sort_keys=True, default=str)
+_RECORDS_JSON = json.JSONEncoder(default=str)
+
+
 @dataclass
 class Condition:
     """One subject holding one detector's condition now."""
@@ -111,13 +117,17 @@ class Condition:
     tier: int = 4
     source: str = ""
     severity: int | None = None
+    # The facts as JSON, encoded once for the key and the evidence.
+    _facts_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def evidence_key(self) -> str:
         return hashlib.sha256(self._facts_json().encode()).hexdigest()
 
     def _facts_json(self) -> str:
-        return json.dumps(self.facts, sort_keys=True, default=str)
+        if self._facts_text is None:
+            self._facts_text = _FACTS_JSON.encode(self.facts)
+        return self._facts_text
 
     def record_list(self) -> list[dict[str, Any]]:
         """`records`, listed (once) if given as a function."""
@@ -127,7 +137,7 @@ class Condition:
 
     def evidence_json(self) -> str:
         """`evidence` as JSON text, its facts encoded as for the key (once per run)."""
-        records = json.dumps(self.record_list(), default=str)
+        records = _RECORDS_JSON.encode(self.record_list())
         return f'{{"facts": {self._facts_json()}, "records": {records}}}'
 
     @property
