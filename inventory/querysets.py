@@ -301,7 +301,7 @@ TRIGRAM = 3
 SEARCH_RELATED_IDS = 500
 
 # The case fold the search and its trigram indexes share on PostgreSQL (migration inventory
-# 0021): upper(), in a PL/pgSQL function declared COST 100.
+# 0021): upper(), in a PL/pgSQL function declared COST 100 and PARALLEL RESTRICTED.
 SEARCH_FOLD = "runproof_fold"
 
 
@@ -316,7 +316,9 @@ class SearchContains(IContains):
     by the indexes. Measured on the bench's database, upper() and LIKE on a column cost
     ~0.75 µs a row where the planner's units are ~3 µs (a plain seq scan): 0.25 units,
     i.e. COST 100. Declared so, the planner prices a scan that folds every row correctly,
-    for the count, the page and any other query, with no planner setting changed.
+    for the count, the page and any other query, with no planner setting changed (it is
+    PARALLEL RESTRICTED: so priced, bounded reads like these went to parallel workers and
+    ran slower; see the migration).
     It is PL/pgSQL because a LANGUAGE sql function is inlined into upper() and its COST
     dropped; planner settings (`SET LOCAL enable_seqscan`) would bend every table of the
     statement and leak past it in an enclosing transaction; and no query shape forbids a
