@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from inventory import models as m
 from inventory import querysets, services
@@ -280,3 +281,77 @@ def test_every_searched_column_has_a_trigram_index(client, admin_user):
         plan = _plan(sql, params)
         assert "Seq Scan" not in plan, (filterset.__name__, plan)
         assert "_search_trgm" in plan, (filterset.__name__, plan)
+
+
+def test_the_search_folds_with_the_function_its_indexes_hold():
+    """On PostgreSQL a term of 3 characters or more is `runproof_fold(column) LIKE …` on
+    both sides (two a field), the expression of the trigram indexes (migration inventory
+    0021), whose COST keeps the planner off a sequential scan; SQLite and shorter terms
+    keep Django's icontains."""
+    fields = ("name", "external_id")
+    sql = str(
+        m.NonHumanIdentity.objects.filter(
+            querysets.search_q(m.NonHumanIdentity, fields, "fraud")
+        ).query
+    )
+    short = str(
+        m.NonHumanIdentity.objects.filter(
+            querysets.search_q(m.NonHumanIdentity, fields, "fr")
+        ).query
+    )
+    assert querysets.SEARCH_FOLD not in short
+    if connection.vendor == "postgresql":
+        assert sql.count(f"{querysets.SEARCH_FOLD}(") == 4, sql
+        assert "UPPER(" not in sql, sql
+    else:
+        assert querysets.SEARCH_FOLD not in sql
+        assert sql.count(" LIKE ") == 2, sql
+
+
+@pytest.mark.services
+def test_a_count_the_planner_is_free_to_plan_uses_the_trigram_index():
+    """The page's capped count, planned with every plan allowed, over a table big enough
+    and analysed, where a third of the rows match: reading it whole looks cheap to a
+    planner that prices UPPER() at one operator (`UPPER(…) LIKE` on an UPPER() index
+    built the same way plans this as a Seq Scan, 983 against 992), while the fold's COST
+    makes the bitmap scan of the trigram index the cheaper plan by twice.
+
+    The index is rebuilt first, as migration 0021 leaves it on an existing database: one
+    built empty (the test database's) and filled since keeps every row in its pending list
+    and no statistics until a VACUUM, which no transaction may run."""
+    from inventory.pagination import capped_count
+
+    assert connection.vendor == "postgresql"
+    team = TeamFactory()
+    # One in three matches: enough for a sequential scan to look worth it.
+    m.NonHumanIdentity.objects.bulk_create(
+        [
+            m.NonHumanIdentity(
+                name=f"svc-fraud-{n}" if n % 3 == 0 else f"svc-{n}",
+                external_id=f"aws:role:{n}",
+                provider="aws",
+                kind=m.NonHumanIdentity.Kind.SERVICE_ACCOUNT,
+                team=team,
+                issued_at=timezone.now(),
+            )
+            for n in range(6000)
+        ],
+        batch_size=1000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending trigger events
+        cursor.execute("REINDEX INDEX nhi_search_trgm")
+        cursor.execute("ANALYZE inventory_nonhumanidentity")
+    fields = ("name", "external_id", "vendor", "provider")
+    matching = m.NonHumanIdentity.objects.filter(
+        querysets.search_q(m.NonHumanIdentity, fields, "fraud")
+    )
+    count = capped_count(matching)
+    sql, params = count.sql, count.params
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(sql, params)
+        assert cursor.fetchone()[0] == 2000
+    assert "Bitmap Index Scan on nhi_search_trgm" in plan, plan
+    assert "Seq Scan on inventory_nonhumanidentity" not in plan, plan
