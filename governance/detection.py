@@ -796,18 +796,11 @@ def _parallel(
     return max(1, min(len(groups), settings.FINDINGS_DETECT_THREADS))
 
 
-def _run_type_in_thread(
-    subject_type: str,
-    detectors: list[Detector],
-    scope: dict[str, Collection[int]] | None,
-    now: datetime,
-    dry_run: bool,
-    running: frozenset[str],
-) -> RunResult:
+def _run_type_in_thread(*args: Any) -> RunResult:
+    """`_run_type(*args)` in a worker thread, closing the connection opened for it."""
     try:
-        return _run_type(subject_type, detectors, scope, now, dry_run, running)
+        return _run_type(*args)
     finally:
-        # The thread's own connection, opened for it.
         connections.close_all()
 
 
