@@ -30,14 +30,18 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 from functools import reduce
-from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
 from django.db.models import F, Max, Min, Q, Sum
 
 from governance.detection import Condition
-from governance.detectors.deployments import condition, deployments_in
+from governance.detectors.deployments import (
+    ROW_FIELDS,
+    condition,
+    deployments_in,
+    row_condition,
+)
 from governance.models import Finding
 from inventory import models as im
 
@@ -195,33 +199,14 @@ class OutOfBounds:
         # Plain rows (34,000 at full scale): a model instance and its version's cost
         # several times more to build.
         deployments = {
-            r["pk"]: SimpleNamespace(
-                pk=r["pk"],
-                name=r["name"],
-                model_id=r["model_id"],
-                team_id=r["team_id"],
-                owner_id=r["owner_id"],
-                risk_tier=r["risk_tier"],
-                source=r["source"],
-                observed_version=SimpleNamespace(
-                    pk=r["observed_version_id"],
-                    version=r["observed_version__version"],
-                    approved_bounds=r["observed_version__approved_bounds"],
-                ),
-            )
+            r["id"]: r
             for r in deployments_in(ids, id_range)
             .filter(
                 observed_version__isnull=False,
                 observed_version__approved_bounds__has_any_keys=list(BOUND_KEYS),
             )
             .values(
-                "pk",
-                "name",
-                "model_id",
-                "team_id",
-                "owner_id",
-                "risk_tier",
-                "source",
+                *ROW_FIELDS,
                 "observed_version_id",
                 "observed_version__version",
                 "observed_version__approved_bounds",
@@ -230,7 +215,7 @@ class OutOfBounds:
         bounds = {
             pk: b
             for pk, d in deployments.items()
-            if (b := parse_bounds(d.observed_version.approved_bounds))
+            if (b := parse_bounds(d["observed_version__approved_bounds"]))
         }
         if not bounds:
             return
@@ -276,7 +261,7 @@ class OutOfBounds:
 
         for pk, bad in breaching.items():
             d = deployments[pk]
-            version = d.observed_version
+            version = d["observed_version__version"]
             broken = sorted({b["bound"] for _, found in bad for b in found})
             callers = sorted(
                 {
@@ -296,7 +281,7 @@ class OutOfBounds:
                 {
                     "source": "usage",
                     "what": f"{len(bad)} of the last {window} hours outside the "
-                    f"approved bounds of version {version.version}",
+                    f"approved bounds of version {version}",
                     "at": max(h["hour"] for h, _ in bad).isoformat(),
                 }
             ]
@@ -311,14 +296,14 @@ class OutOfBounds:
                 }
                 for h, found in worst
             ]
-            yield condition(
+            yield row_condition(
                 self.kind,
                 d,
-                f"{d.name} outside the approved bounds of version {version.version}: "
+                f"{d['name']} outside the approved bounds of version {version}: "
                 + ", ".join(broken),
                 {
-                    "version_id": version.pk,
-                    "version": version.version,
+                    "version_id": d["observed_version_id"],
+                    "version": version,
                     "bounds": bounds[pk],
                     "breached": broken,
                     "callers_not_allowed": callers[:FACT_CALLERS],
