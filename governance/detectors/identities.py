@@ -137,7 +137,7 @@ def chunk_identities(
     def compute() -> tuple[im.Policy, list[SimpleNamespace]]:
         running = running_kinds()
         wanted = running if running is not None else {kind}
-        chosen = [d for d in IDENTITY_RULES if d.kind in wanted]
+        chosen = [d for d in DETECTORS if d.kind in wanted]
         uses_policy = any(d.uses_policy for d in chosen)
         policy = policy_current() if uses_policy else im.Policy()
         rules_by_kind = {d.kind: d.matching(policy, now) for d in chosen}
@@ -419,5 +419,3 @@ DETECTORS = [
     UnusedCredential(),
     IdentityMissingOwner(),
 ]
-# The rules `chunk_identities` flags, one per detector above.
-IDENTITY_RULES = DETECTORS
