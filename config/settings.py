@@ -477,10 +477,10 @@ FINDINGS_THIRD_PARTY_SEEN_DAYS = env.int(
 FINDINGS_SEEN_REFRESH_MINUTES = env.int(
     "RUNPROOF_FINDINGS_SEEN_REFRESH_MINUTES", default=60
 )
-# Identity providers that are third parties themselves (their keys are external).
 # Threads a full detection run uses on PostgreSQL, one per subject type (deployments,
 # identities, models) up to this: one waits for the database while another builds rows.
 FINDINGS_DETECT_THREADS = env.int("RUNPROOF_FINDINGS_DETECT_THREADS", default=2)
+# Identity providers that are third parties themselves (their keys are external).
 FINDINGS_EXTERNAL_PROVIDERS = env.list(
     "RUNPROOF_FINDINGS_EXTERNAL_PROVIDERS",
     default=["external", "openai", "anthropic", "cohere", "mistral", "huggingface"],
