@@ -750,11 +750,8 @@ def run(
     one waits for the database, another builds its rows."""
     now = now or timezone.now()
     result = RunResult()
-    by_type: dict[str, list[Detector]] = {}
-    for detector in _selected(kinds):
-        by_type.setdefault(detector.subject_type, []).append(detector)
-    running = frozenset(d.kind for detectors in by_type.values() for d in detectors)
-    groups = list(by_type.items())
+    groups = _by_subject_type(kinds)
+    running = frozenset(d.kind for _, detectors in groups for d in detectors)
     workers = _parallel(groups, scope)
     if workers > 1:
         with ThreadPoolExecutor(
@@ -776,6 +773,16 @@ def run(
 
         notifications.findings_assigned(finding_ids=result.opened_ids)
     return result
+
+
+def _by_subject_type(
+    kinds: Collection[str] | None,
+) -> list[tuple[str, list[Detector]]]:
+    """The selected detectors grouped by subject type, in the order they run."""
+    by_type: dict[str, list[Detector]] = {}
+    for detector in _selected(kinds):
+        by_type.setdefault(detector.subject_type, []).append(detector)
+    return list(by_type.items())
 
 
 def _parallel(

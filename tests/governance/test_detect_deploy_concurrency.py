@@ -50,7 +50,9 @@ def at_once(target) -> list:
 
 def unresolved_per_subject() -> Counter:
     return Counter(
-        Finding.objects.exclude(status="resolved").values_list("kind", "subject_id")
+        Finding.objects.exclude(status="resolved").values_list(
+            "kind", "subject_type", "subject_id"
+        )
     )
 
 
@@ -83,7 +85,7 @@ def test_two_change_consumers_at_once_share_the_notices():
 
     assert not im.ChangeNotice.objects.filter(consumed_at__isnull=True).exists()
     per_subject = unresolved_per_subject()
-    assert {sid for kind, sid in per_subject if kind == K.MISSING_PURPOSE} == {
+    assert {sid for kind, _, sid in per_subject if kind == K.MISSING_PURPOSE} == {
         d.pk for d in deployments
     }
     assert set(per_subject.values()) == {1}
@@ -101,7 +103,7 @@ def test_a_full_run_scans_the_subject_types_side_by_side(settings):
         IdentityFactory(issued_at=old, rotated_at=None, last_used_at=None)
         for _ in range(N)
     ]
-    groups = list(_by_type().items())
+    groups = detection._by_subject_type(None)
     assert {t for t, _ in groups} >= {"deployment", "identity"}
     assert detection._parallel(groups, None) == 2
 
@@ -110,7 +112,7 @@ def test_a_full_run_scans_the_subject_types_side_by_side(settings):
     opened = unresolved_per_subject()
     assert set(opened.values()) == {1}
     assert first.counts["opened"] == len(opened)
-    kinds = {k for k, _ in opened}
+    kinds = {k for k, _, _ in opened}
     assert {K.MISSING_OWNER, K.STALE_CREDENTIAL, K.UNUSED_CREDENTIAL} <= kinds
     found = Finding.objects.exclude(status="resolved")
     assert set(
@@ -127,10 +129,3 @@ def test_a_full_run_scans_the_subject_types_side_by_side(settings):
     assert again.counts["opened"] == again.counts["resolved"] == 0
     assert again.counts["updated"] == len(opened)
     assert unresolved_per_subject() == opened
-
-
-def _by_type() -> dict:
-    by_type: dict = {}
-    for d in detection._selected(None):
-        by_type.setdefault(d.subject_type, []).append(d)
-    return by_type
