@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Model, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.db.models.lookups import IContains, IsNull
+from django.db.models.lookups import IContains, IsNull, Lookup
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -332,6 +332,36 @@ class SearchContains(IContains):
         return sql, (*lhs_params, *rhs_params)
 
 
+class AnyOf(Lookup):
+    """`column IN (ids)` for a list of integer ids, written on PostgreSQL as
+    `column = ANY(%s::bigint[])` with the whole list as one parameter: PostgreSQL plans
+    both the same (it reads an IN list as `= ANY(ARRAY[…])`), but Django composes an IN
+    list a placeholder and a parameter at a time, twice per list page (its count and its
+    rows), which cost a search across a foreign key ~2 ms of CPU at 500 ids. SQLite keeps
+    the IN list. Used as an expression: `Q(AnyOf(F("model_id"), ids))`."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+    can_use_none_as_rhs = False
+
+    def __init__(self, lhs, rhs):
+        super().__init__(lhs, [int(v) for v in rhs])
+
+    def get_db_prep_lookup(self, value, connection):
+        return ("%s", [value])
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        if not self.rhs:
+            return "1 = 0", ()
+        placeholders = ", ".join(["%s"] * len(self.rhs))
+        return f"{lhs_sql} IN ({placeholders})", (*lhs_params, *self.rhs)
+
+    def as_postgresql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs_sql} = ANY(%s::bigint[])", (*lhs_params, self.rhs)
+
+
 def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
     """Rows of `model` where any of `fields` contains `text`, ignoring case; `%` and `_`
     are literal. An empty term matches everything.
@@ -345,7 +375,8 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
 
     For a term of 3 characters or more, a field across a foreign key (`model__name`) is
     searched in the related table, by its own index, in a query of its own: never as an
-    OR across a join, which no index answers. Up to SEARCH_RELATED_IDS matching ids become `model_id IN (constants)`, which the
+    OR across a join, which no index answers. Up to SEARCH_RELATED_IDS matching ids become `model_id = ANY(array)` (`AnyOf`; SQLite: an IN
+    list), which the
     column's b-tree index answers beside the other branches of the OR (a bitmap index scan
     each) and which PostgreSQL checks by hash when it walks the list's order instead; its
     planner also knows how many ids there are. More ids than that (a term most models
@@ -381,5 +412,5 @@ def search_q(model: type[Model], fields: Iterable[str], text: str) -> Q:
         if len(ids) > SEARCH_RELATED_IDS:
             condition |= Q(**{f"{field.attname}__in": matching})
         elif ids:
-            condition |= Q(**{f"{field.attname}__in": ids})
+            condition |= Q(AnyOf(F(field.attname), ids))
     return condition

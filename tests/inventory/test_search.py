@@ -9,6 +9,7 @@ import re
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -183,6 +184,30 @@ def test_a_term_many_related_rows_match_is_searched_by_subquery(monkeypatch):
         )
         assert set(found.values_list("pk", flat=True)) == expected
         assert (" IN (SELECT " in str(found.query)) == (cap == 1)
+
+
+def test_related_ids_go_as_one_array_parameter_with_the_rows_of_an_in_list():
+    """`AnyOf` (a search's matching related ids) selects what `__in` selects; on
+    PostgreSQL the whole list is one parameter, `= ANY(%s::bigint[])`, and an empty list
+    selects nothing."""
+    models = [AIModelFactory(name=f"m{n}") for n in range(4)]
+    for model in models:
+        DeploymentFactory(model=model)
+    wanted = [models[0].pk, models[2].pk]
+    any_of = m.Deployment.objects.filter(querysets.AnyOf(F("model_id"), wanted))
+    in_list = m.Deployment.objects.filter(model_id__in=wanted)
+    assert set(any_of.values_list("pk", flat=True)) == set(
+        in_list.values_list("pk", flat=True)
+    )
+    assert any_of.count() == 2
+    assert not m.Deployment.objects.filter(querysets.AnyOf(F("model_id"), [])).exists()
+    with CaptureQueriesContext(connection) as queries:
+        list(any_of.values_list("pk", flat=True))
+    sql = queries.captured_queries[-1]["sql"]
+    if connection.vendor == "postgresql":
+        assert "= ANY(" in sql and " IN (" not in sql
+    else:
+        assert " IN (" in sql
 
 
 def test_search_across_anything_but_a_forward_foreign_key_is_refused():
