@@ -477,8 +477,9 @@ FINDINGS_THIRD_PARTY_SEEN_DAYS = env.int(
 FINDINGS_SEEN_REFRESH_MINUTES = env.int(
     "RUNPROOF_FINDINGS_SEEN_REFRESH_MINUTES", default=60
 )
-# Threads a full detection run uses on PostgreSQL, one per subject type (deployments,
-# identities, models) up to this: one waits for the database while another builds rows.
+# Threads a full detection run uses on PostgreSQL, each taking the next chunk of subject
+# ids (of any type) when done with one: one waits for the database while another builds
+# rows.
 FINDINGS_DETECT_THREADS = env.int("RUNPROOF_FINDINGS_DETECT_THREADS", default=2)
 # Identity providers that are third parties themselves (their keys are external).
 FINDINGS_EXTERNAL_PROVIDERS = env.list(

@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -232,12 +233,30 @@ def memo(name: str, key: Any, compute: Callable[[], Any]) -> Any:
     return value
 
 
-def _lock(kind: str) -> None:
-    """Serialize runs of one kind until the transaction ends (PostgreSQL)."""
+def _lock(kind: str, id_range: tuple[int, int] | None = None) -> None:
+    """Serialize runs of one kind until the transaction ends (PostgreSQL).
+
+    Without `id_range` (a change scope, a person acting on a finding) the kind's lock is
+    taken exclusively. A chunk of a full run (`id_range`, aligned to RANGE_CHUNK by
+    `_ranges`) takes it shared and its range's own lock exclusively: the chunks of one
+    kind go side by side on a run's threads (`_run_units`), two full runs meet chunk by
+    chunk, and an exclusive holder waits for the chunks in flight and they for it."""
     if connection.vendor == "postgresql":
         key = zlib.crc32(f"runproof.detect.{kind}".encode())
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            if id_range is None:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            else:
+                # The two-key form (int4, int4) is its own key space beside the bigint's.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock_shared(%s), "
+                    "pg_advisory_xact_lock(%s, %s)",
+                    [
+                        key,
+                        key - 2**32 if key >= 2**31 else key,
+                        id_range[0] // RANGE_CHUNK,
+                    ],
+                )
 
 
 def _chunk_settings() -> None:
@@ -717,7 +736,8 @@ def _ranges(subject_type: str) -> Iterator[tuple[int, int]]:
     if not los:
         return
     lo, hi = min(los), max(his)
-    start = lo
+    # Aligned to RANGE_CHUNK, so every run's chunks (and their locks, `_lock`) are the same.
+    start = lo - lo % RANGE_CHUNK
     while start <= hi:
         yield start, start + RANGE_CHUNK
         start += RANGE_CHUNK
@@ -745,24 +765,18 @@ def run(
     """Detect and keep the findings. `scope` ({subject_type: ids}) limits it to those
     subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids.
 
-    A full run on PostgreSQL, outside a transaction, scans the subject types side by side
-    (`FINDINGS_DETECT_THREADS` threads, each on its own connection; `_parallel`): while
-    one waits for the database, another builds its rows."""
+    A full run on PostgreSQL, outside a transaction, scans its chunks side by side
+    (`FINDINGS_DETECT_THREADS` threads, each on its own connection, taking the next
+    chunk of any subject type; `_run_units`): while one waits for the database, another
+    builds its rows."""
     now = now or timezone.now()
     result = RunResult()
     groups = _by_subject_type(kinds)
     running = frozenset(d.kind for _, detectors in groups for d in detectors)
-    workers = _parallel(groups, scope)
+    workers = _parallel(scope)
     if workers > 1:
-        with ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="detect"
-        ) as pool:
-            futures = [
-                pool.submit(_run_type_in_thread, t, ds, scope, now, dry_run, running)
-                for t, ds in groups
-            ]
-            for future in futures:
-                result.merge(future.result())
+        units = [(t, ds, r) for t, ds in groups for r in _ranges(t)]
+        result.merge(_run_units(units, workers, now, dry_run, running))
     else:
         for subject_type, detectors in groups:
             result.merge(
@@ -785,30 +799,89 @@ def _by_subject_type(
     return list(by_type.items())
 
 
-def _parallel(
-    groups: list[tuple[str, list[Detector]]],
-    scope: dict[str, Collection[int]] | None,
-) -> int:
-    """How many threads a run uses: one per subject type, up to
-    `FINDINGS_DETECT_THREADS`, for a full run on PostgreSQL outside a transaction (a
-    thread's own connection would not see an enclosing transaction's rows). Otherwise 1:
-    a change scope is small, and SQLite has one writer."""
+def _parallel(scope: dict[str, Collection[int]] | None) -> int:
+    """How many threads a run uses: `FINDINGS_DETECT_THREADS` (at most one per chunk,
+    `_run_units`) for a full run on PostgreSQL outside a transaction (a thread's own
+    connection would not see an enclosing transaction's rows). Otherwise 1: a change
+    scope is small, and SQLite has one writer."""
     if (
         scope is not None
-        or len(groups) < 2
         or connection.vendor != "postgresql"
         or connection.in_atomic_block
     ):
         return 1
-    return max(1, min(len(groups), settings.FINDINGS_DETECT_THREADS))
+    return max(1, settings.FINDINGS_DETECT_THREADS)
 
 
-def _run_type_in_thread(*args: Any) -> RunResult:
-    """`_run_type(*args)` in a worker thread, closing the connection opened for it."""
+def _run_units(
+    units: list[tuple[str, list[Detector], tuple[int, int]]],
+    workers: int,
+    now: datetime,
+    dry_run: bool,
+    running: frozenset[str],
+) -> RunResult:
+    """The chunks of a full run, (subject type, its detectors, id range) each, on
+    `workers` threads: each thread takes the next chunk when it is done with one, on its
+    own connection (closed when it stops), so a subject type of many chunks (identities)
+    is not left to one thread while the others idle. The first error stops the threads
+    at their next chunk and is raised here."""
+    pending: queue.SimpleQueue = queue.SimpleQueue()
+    for unit in units:
+        pending.put(unit)
+    results: list[RunResult] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        result = RunResult()
+        try:
+            while not errors:
+                try:
+                    subject_type, detectors, id_range = pending.get_nowait()
+                except queue.Empty:
+                    break
+                _run_range(
+                    subject_type, detectors, id_range, now, dry_run, running, result
+                )
+        except BaseException as exc:  # raised below, in the run's thread
+            errors.append(exc)
+        finally:
+            results.append(result)
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=work, name=f"detect-{n}")
+        for n in range(min(workers, len(units)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    merged = RunResult()
+    for result in results:
+        merged.merge(result)
+    return merged
+
+
+def _run_range(
+    subject_type: str,
+    detectors: list[Detector],
+    id_range: tuple[int, int],
+    now: datetime,
+    dry_run: bool,
+    running: frozenset[str],
+    result: RunResult,
+) -> None:
+    """Every detector of the subject type on one chunk of ids in turn (each in its own
+    transaction), so reads they share are made once for the chunk (`memo`)."""
+    token, kinds_token = _MEMO.set({}), _KINDS.set(running)
     try:
-        return _run_type(*args)
+        for detector in detectors:
+            _run_chunk(detector, None, id_range, now, result, dry_run)
     finally:
-        connections.close_all()
+        _MEMO.reset(token)
+        _KINDS.reset(kinds_token)
 
 
 def _run_type(
@@ -823,18 +896,17 @@ def _run_type(
     turn (each in its own transaction), so reads they share are made once per chunk
     (`memo`)."""
     result = RunResult()
+    if scope is None:
+        for id_range in _ranges(subject_type):
+            _run_range(subject_type, detectors, id_range, now, dry_run, running, result)
+        return result
     token, kinds_token = _MEMO.set({}), _KINDS.set(running)
     try:
-        if scope is not None:
-            ids = sorted(set(scope.get(subject_type) or ()))
-            for start in range(0, len(ids), CHUNK):
-                part = ids[start : start + CHUNK]
-                for detector in detectors:
-                    _run_chunk(detector, part, None, now, result, dry_run)
-        else:
-            for id_range in _ranges(subject_type):
-                for detector in detectors:
-                    _run_chunk(detector, None, id_range, now, result, dry_run)
+        ids = sorted(set(scope.get(subject_type) or ()))
+        for start in range(0, len(ids), CHUNK):
+            part = ids[start : start + CHUNK]
+            for detector in detectors:
+                _run_chunk(detector, part, None, now, result, dry_run)
     finally:
         _MEMO.reset(token)
         _KINDS.reset(kinds_token)
@@ -850,7 +922,7 @@ def _run_chunk(
     dry_run: bool,
 ) -> None:
     with transaction.atomic():
-        _lock(detector.kind)
+        _lock(detector.kind, id_range)
         _chunk_settings()
         conditions = {
             c.subject_id: c for c in detector.scan(now=now, ids=ids, id_range=id_range)
