@@ -262,6 +262,7 @@ def keyset_list(
     actions: Sequence[Action] = (),
     context: dict[str, Any] | None = None,
     narrow: Callable[[QuerySet], QuerySet] | None = None,
+    prepare: Callable[[QuerySet], QuerySet] | None = None,
 ) -> HttpResponse:
     """A filtered list paged by keyset, refreshed in place by HTMX, or its CSV export.
 
@@ -269,6 +270,10 @@ def keyset_list(
     page share a URL) and pass the selector's queryset, already scoped to the user.
     `narrow`, given the filtered queryset, returns it narrowed to rows that hold the
     page (a cheaper read of the same page); the count still counts the filtered rows.
+    `prepare` adds what the rows show and no filter reads (annotations): applied to the
+    page and the export after filtering, never to the count, which a display annotation's
+    joins would only slow (a deployment's baseline label joined every counted row to its
+    model: 20 of the list's 22 ms of SQL at 50,000 deployments).
     """
     filter_names = page.filterset.base_filters
     csv = request.GET.get("export") == "csv"
@@ -285,6 +290,9 @@ def keyset_list(
     alias, field, descending = parse_sort(
         request.GET.get("sort"), page.sorts, page.default_sort
     )
+    counted = queryset
+    if prepare is not None:
+        queryset = prepare(queryset)
     if csv:
         exported = queryset.select_related(*page.export_related)
         if page.export_queryset is not None:
@@ -308,7 +316,7 @@ def keyset_list(
         cap=count_cap(request.GET),
         nulls_last=alias in page.nulls_last,
         read=page.table.read_rows if reads_tuples else list,
-        count_of=None if narrow is None else queryset,
+        count_of=None if narrow is None and prepare is None else counted,
     )
     table = page.table(
         rows.rows,

@@ -341,7 +341,8 @@ def object_list(request: HttpRequest, key: str) -> HttpResponse:
     return keyset_list(
         request,
         page=spec.page,
-        base=spec.prepare(base) if spec.prepare else base,
+        base=base,
+        prepare=spec.prepare,
         actions=actions,
         context={"spec": spec},
     )
