@@ -22,6 +22,7 @@ from django.db.models.functions import Cast
 from django.http import Http404
 
 from inventory import models as m
+from inventory.querysets import AnyOf
 from inventory.roles import READ_ALL_ROLES, Role
 
 if TYPE_CHECKING:
@@ -50,6 +51,11 @@ OWNERSHIP: dict[type[Model], tuple[str, str | None]] = {
 INHERITED_READER: dict[type[Model], tuple[str, str]] = {
     m.Deployment: ("owner", "model__owner_id"),
 }
+# The foreign key to that model, whose rows the reader owns (`owned_model_ids`): a scope
+# compares it with their ids rather than joining every row to its model, which hid from
+# PostgreSQL how few rows an owner sees (an owner's deployments sorted by team walked all
+# 50,000 through an index, 40 ms, for their 237).
+INHERITED_VIA: dict[type[Model], str] = {m.Deployment: "model_id"}
 
 
 def _api_token(user: User) -> m.APIToken | None:
@@ -70,31 +76,45 @@ def roles(user: User) -> frozenset[str]:
 
 
 def _load_membership(user: User) -> None:
-    """The user's role names and team ids, in one query (every page needs both for an
-    owner), kept on the user object for the rest of the request."""
+    """The user's role names, team ids and the ids of the models they own, in one query
+    (every page needs them for an owner), kept on the user object for the rest of the
+    request."""
     text = CharField()
     groups = user.groups.annotate(
-        kind=Value("role", output_field=text), key=F("name")
-    ).values_list("kind", "key")
+        entry=Value("role", output_field=text), entry_key=F("name")
+    ).values_list("entry", "entry_key")
     teams = (
         m.Team.members.through.objects.filter(user_id=user.pk)
         .annotate(
-            kind=Value("team", output_field=text),
-            key=Cast("team_id", output_field=text),
+            entry=Value("team", output_field=text),
+            entry_key=Cast("team_id", output_field=text),
         )
-        .values_list("kind", "key")
+        .values_list("entry", "entry_key")
+    )
+    models = (
+        m.AIModel.objects.filter(owner_id=user.pk)
+        .order_by()
+        .annotate(
+            entry=Value("model", output_field=text),
+            entry_key=Cast("id", output_field=text),
+        )
+        .values_list("entry", "entry_key")
     )
     names: set[str] = set()
     ids: set[int] = set()
-    for kind, key in groups.union(teams, all=True):
+    owned: set[int] = set()
+    for kind, key in groups.union(teams, models, all=True):
         if kind == "role":
             names.add(key)
-        else:
+        elif kind == "team":
             ids.add(int(key))
+        else:
+            owned.add(int(key))
     if user.is_superuser:
         names.add(Role.ADMIN)
     user._runproof_roles = frozenset(names)
     user._runproof_team_ids = frozenset(ids)
+    user._runproof_model_ids = frozenset(owned)
 
 
 def team_ids(user: User) -> frozenset[int]:
@@ -109,6 +129,18 @@ def team_ids(user: User) -> frozenset[int]:
             m.Team.objects.filter(members=user).values_list("id", flat=True)
         )
         user._runproof_team_ids = cached
+    return cached
+
+
+def owned_model_ids(user: User) -> frozenset[int]:
+    """The ids of the models whose accountable person the user is (read with the roles,
+    `_load_membership`)."""
+    if not user.is_authenticated or _api_token(user) is not None:
+        return frozenset()
+    cached = getattr(user, "_runproof_model_ids", None)
+    if cached is None:
+        _load_membership(user)
+        cached = user._runproof_model_ids
     return cached
 
 
@@ -146,8 +178,11 @@ def scope(queryset: QuerySet, user: User) -> QuerySet:
     if owner_path:
         condition |= Q(**{owner_path: user.pk})
     if queryset.model in INHERITED_READER:
-        own, inherited = INHERITED_READER[queryset.model]
-        condition |= Q(**{f"{own}__isnull": True, inherited: user.pk})
+        own, _ = INHERITED_READER[queryset.model]
+        owned = owned_model_ids(user)
+        if owned:
+            via = INHERITED_VIA[queryset.model]
+            condition |= Q(**{f"{own}__isnull": True}) & Q(AnyOf(F(via), sorted(owned)))
     return queryset.filter(condition)
 
 

@@ -108,3 +108,26 @@ def test_a_model_owner_does_not_see_a_deployment_someone_owns(
     )
     client.force_login(retired_model.owner)
     assert client.get(owned.get_absolute_url()).status_code == 404
+
+
+def test_a_model_owner_reads_only_the_ownerless_deployments_of_their_own_models(
+    team_a, other_owner
+):
+    """The inherited read compares a deployment's model with the ids of the models the
+    reader owns (read with their roles): ownerless deployments of their models, and no
+    deployment another person owns or of a model someone else owns."""
+    reader = UserFactory(username="mo2", role=Role.OWNER)
+    theirs = AIModelFactory(team=team_a, owner=reader)
+    others = AIModelFactory(team=team_a, owner=other_owner)
+    inherited = DeploymentFactory(model=theirs, team=team_a, owner=None)
+    owned_elsewhere = DeploymentFactory(model=theirs, team=team_a, owner=other_owner)
+    not_theirs = DeploymentFactory(model=others, team=team_a, owner=None)
+
+    seen = set(selectors.deployment_list(user=reader).values_list("pk", flat=True))
+
+    assert inherited.pk in seen
+    assert owned_elsewhere.pk not in seen and not_theirs.pk not in seen
+    assert permissions.owned_model_ids(reader) == {theirs.pk}
+    # Someone who owns no model reads no ownerless deployment through a model.
+    nobody = UserFactory(username="nobody", role=Role.OWNER)
+    assert not selectors.deployment_list(user=nobody).filter(pk=inherited.pk).exists()
