@@ -81,9 +81,20 @@ BASE_SEVERITY: dict[str, int] = {
 TIER_STEP = {1: 1, 2: 0, 3: 0, 4: -1}
 
 
-def severity_for(kind: str, tier: int) -> int:
+def _severity(kind: str, tier: int) -> int:
     base = BASE_SEVERITY[kind]
-    return max(Severity.LOW, min(Severity.CRITICAL, base + TIER_STEP.get(tier, 0)))
+    return int(max(Severity.LOW, min(Severity.CRITICAL, base + TIER_STEP.get(tier, 0))))
+
+
+# Every (kind, tier) worked out once: a first full run asks twice per new finding.
+_SEVERITIES = {
+    (kind, tier): _severity(kind, tier) for kind in BASE_SEVERITY for tier in TIER_STEP
+}
+
+
+def severity_for(kind: str, tier: int) -> int:
+    known = _SEVERITIES.get((kind, tier))
+    return known if known is not None else _severity(kind, tier)
 
 
 # What `json.dumps(…, sort_keys=True, default=str)` and `json.dumps(…, default=str)`
