@@ -121,11 +121,16 @@ class DeploymentQuerySet(QuerySet):
         return self.annotate(baseline_id=BASELINE)
 
     def held_to(self, version: Any) -> DeploymentQuerySet:
-        """Deployments whose baseline is `version`."""
-        return self.filter(
-            Q(approved_version=version)
-            | Q(approved_version__isnull=True, model__baseline_version=version)
-        )
+        """Deployments whose baseline is `version` (a ModelVersion; the BASELINE rule):
+        pinned to it, or not pinned and of its model when it is its model's baseline.
+
+        The model's baseline is read from the version's model (loaded with it by the
+        detail page), so each branch is answered by its own index: comparing it in SQL
+        joined every unpinned deployment to its model (17,000 rows, 40 ms, for 13)."""
+        held = Q(approved_version=version)
+        if version.model.baseline_version_id == version.pk:
+            held |= Q(approved_version__isnull=True, model_id=version.model_id)
+        return self.filter(held)
 
     def drifting(self) -> DeploymentQuerySet:
         return self.filter(deployment_drift_q())

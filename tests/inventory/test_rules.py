@@ -271,3 +271,39 @@ def test_the_policy_is_edited_by_an_administrator_and_audited(
         assert response.status_code == 422
     assert selectors.policy_current().unused_after_days == 45
     assert AuditEvent.objects.filter(action="policy.update").count() == 1
+
+
+def test_a_versions_page_lists_the_deployments_held_to_it_by_the_baseline_rule(
+    client, admin_user
+):
+    """`held_to` is the BASELINE rule (a pin, else the model's baseline) for one version:
+    pinned to it, or unpinned on its model while it is the model's baseline; the
+    version's page lists exactly those."""
+    model = AIModelFactory()
+    v1, v2 = ModelVersionFactory(model=model), ModelVersionFactory(model=model)
+    model.baseline_version = v1
+    model.save(update_fields=["baseline_version"])
+    unpinned = DeploymentFactory(model=model, name="unpinned", approved_version=None)
+    pinned_v1 = DeploymentFactory(model=model, name="pinned-v1", approved_version=v1)
+    pinned_v2 = DeploymentFactory(model=model, name="pinned-v2", approved_version=v2)
+    other = DeploymentFactory(name="other-model", approved_version=None)
+    elsewhere = AIModelFactory()
+    on_other_model = DeploymentFactory(
+        model=elsewhere, name="pinned-across", approved_version=v1
+    )
+
+    def held(version) -> set[str]:
+        version = m.ModelVersion.objects.select_related("model").get(pk=version.pk)
+        return set(D.objects.held_to(version).values_list("name", flat=True))
+
+    assert held(v1) == {unpinned.name, pinned_v1.name, on_other_model.name}
+    assert held(v2) == {pinned_v2.name}
+    # Every deployment's own baseline agrees with it.
+    for d in (unpinned, pinned_v1, pinned_v2, other, on_other_model):
+        d.refresh_from_db()
+        assert (d.name in held(v1)) == (d.baseline_version_id == v1.pk)
+    client.force_login(admin_user)
+    page = client.get(v1.get_absolute_url()).content.decode()
+    for name in ("unpinned", "pinned-v1", "pinned-across"):
+        assert name in page
+    assert "pinned-v2" not in page
