@@ -121,6 +121,9 @@ class Condition:
     records: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] = field(
         default_factory=list
     )
+    # The records as JSON text, when a detector can write it faster than encoding the
+    # list (it must equal `json.dumps(records)`): used only while `records` is unlisted.
+    records_json: Callable[[], str] | None = None
     deployment_id: int | None = None
     identity_id: int | None = None
     model_id: int | None = None
@@ -149,7 +152,10 @@ class Condition:
 
     def evidence_json(self) -> str:
         """`evidence` as JSON text, its facts encoded as for the key (once per run)."""
-        records = _RECORDS_JSON.encode(self.record_list())
+        if self.records_json is not None and callable(self.records):
+            records = self.records_json()
+        else:
+            records = _RECORDS_JSON.encode(self.record_list())
         return f'{{"facts": {self._facts_json()}, "records": {records}}}'
 
     @property
@@ -659,15 +665,16 @@ def _create(
         return [f.pk for f in objs]
     ids = reserve_ids(Finding, len(conds))
     defaults = _defaults(Finding)
-    # Each row starts as the defaults; the columns below are set at their positions.
-    base = [defaults.get(c) for c in FINDING_COLUMNS]
-    at = [FINDING_COLUMNS.index(c) for c in CREATE_SET]
+    # The columns set here first, in CREATE_SET order, then the others with their
+    # defaults: each row is its values and one shared tail (no per-column assignment).
+    rest = [c for c in FINDING_COLUMNS if c not in CREATE_SET]
+    tail = tuple(defaults.get(c) for c in rest)
     status = Finding.Status.OPEN.value
 
-    def rows() -> Iterator[list]:
+    def rows() -> Iterator[tuple]:
         for pk, cond in zip(ids, conds, strict=True):
             queue, assignee = _assignment(cond)
-            values = (
+            yield (
                 pk,
                 kind,
                 subject_type,
@@ -682,13 +689,10 @@ def _create(
                 now,
                 now,
                 now,
+                *tail,
             )
-            row = base.copy()
-            for i, value in zip(at, values, strict=True):
-                row[i] = value
-            yield row
 
-    copy_rows(Finding, FINDING_COLUMNS, rows())
+    copy_rows(Finding, [*CREATE_SET, *rest], rows())
     return ids
 
 
@@ -705,18 +709,15 @@ def _write_events(kind: str, events: list[tuple[int, str, str]], now: datetime) 
         return
     defaults = _defaults(FindingEvent)
     defaults.update(kind=kind, at=now)
-    base = [defaults.get(c) for c in EVENT_COLUMNS]
-    i_finding, i_action, i_note = (
-        EVENT_COLUMNS.index(c) for c in ("finding_id", "action", "note")
+    # The columns each event sets first, then the others: one shared tail per row.
+    head = ("finding_id", "action", "note")
+    rest = [c for c in EVENT_COLUMNS if c not in head]
+    tail = tuple(defaults.get(c) for c in rest)
+    copy_rows(
+        FindingEvent,
+        [*head, *rest],
+        ((pk, action, note, *tail) for pk, action, note in events),
     )
-
-    def rows() -> Iterator[list]:
-        for pk, action, note in events:
-            row = base.copy()
-            row[i_finding], row[i_action], row[i_note] = pk, action, note
-            yield row
-
-    copy_rows(FindingEvent, EVENT_COLUMNS, rows())
 
 
 def _defaults(model: type) -> dict[str, Any]:
