@@ -252,12 +252,11 @@ class Command(BaseCommand):
     def _vacuum(self) -> None:
         """On PostgreSQL, VACUUM (ANALYZE) the database before detection and again before
         the pages are timed, as autovacuum would have after the seeding, the tiers and
-        detection wrote it: their
-        updates leave dead rows (50,000 per tier recompute of the deployments) that make
-        the planner guess tables twice their size, and pages without a visibility map make
-        index-only scans read the table. A database whose autovacuum is off (the bench's
-        machine) would otherwise be measured as no maintained one is. `--no-vacuum` skips
-        it."""
+        detection wrote it: their updates leave dead rows (50,000 per tier recompute of
+        the deployments) that make the planner guess tables twice their size, and pages
+        without a visibility map make index-only scans read the table. A database whose
+        autovacuum is off (the bench's machine) would otherwise be measured as no
+        maintained one is. `--no-vacuum` skips it."""
         if connection.vendor != "postgresql" or connection.in_atomic_block:
             return
         started = time.perf_counter()
