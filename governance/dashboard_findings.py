@@ -97,7 +97,7 @@ def charts(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def context(user: Any, headline: type) -> dict[str, Any]:
     """What the dashboard adds for findings (its view merges it into its own)."""
-    summary = selectors.findings_summary(user=user)
+    summary = selectors.findings_summary_cached(user=user)
     owner = permissions.has_role(user, Role.OWNER)
     queue, more = selectors.my_queue(user=user) if owner else ([], False)
     return {

@@ -196,6 +196,8 @@ class RunResult:
     # Findings opened or reopened this run that notify their assignee (high or above,
     # assigned to a person): the notifications re-check them; this keeps the list short.
     opened_ids: list[int] = field(default_factory=list)
+    # Whether a finding was opened, rewritten or resolved (not only seen again).
+    changed: bool = False
 
     def add(self, kind: str, what: str, n: int = 1) -> None:
         if n:
@@ -208,6 +210,7 @@ class RunResult:
         for kind, counts in other.by_kind.items():
             self.by_kind.setdefault(kind, Counter()).update(counts)
         self.opened_ids.extend(other.opened_ids)
+        self.changed = self.changed or other.changed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -507,6 +510,8 @@ def _apply(
     result.add(kind, "resolved", len(gone))
     if dry_run:
         return
+    if gone or to_update or new:
+        result.changed = True
     if touched:
         _set_where_ids(touched, last_seen_at=now)
     if gone:
@@ -794,6 +799,12 @@ def run(
             result.merge(
                 _run_type(subject_type, detectors, scope, now, dry_run, running)
             )
+    if result.changed:
+        # The dashboard's counts and chart, cached a minute, recount at once in this
+        # process (once the run's changes are committed, if it runs in a transaction).
+        from governance import selectors_findings
+
+        transaction.on_commit(selectors_findings.chart_changed)
     if notify and not dry_run and result.opened_ids:
         from governance import notifications
 

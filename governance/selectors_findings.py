@@ -136,28 +136,47 @@ def finding_events(*, finding: Finding, limit: int = 200) -> list[FindingEvent]:
 
 
 def chart_changed() -> None:
-    """Findings changed by a person: the next page view recounts its chart."""
+    """Findings changed (by a person, or by a detection run in this process): the next
+    page view recounts its chart and the dashboard's counts."""
     try:
         cache.incr(CHART_GENERATION_KEY)
     except ValueError:
         cache.set(CHART_GENERATION_KEY, 1, None)
 
 
-def findings_chart_cached(*, user: Any) -> dict[str, Any]:
-    """`findings_chart`, kept `CHART_CACHE_SECONDS` per scope (everyone who reads all
-    shares one; an owner's is theirs: their teams and themselves) and per day."""
+def _cache_scope(user: Any) -> str:
+    """Whose findings a cached figure counts: everyone who reads all shares one; an
+    owner's is theirs (their teams and themselves)."""
     if permissions.reads_all(user):
-        scope = "all"
-    else:
-        teams = ",".join(str(t) for t in sorted(permissions.team_ids(user)))
-        scope = f"user{user.pk}:teams{teams}"
+        return "all"
+    teams = ",".join(str(t) for t in sorted(permissions.team_ids(user)))
+    return f"user{user.pk}:teams{teams}"
+
+
+def findings_chart_cached(*, user: Any) -> dict[str, Any]:
+    """`findings_chart`, kept `CHART_CACHE_SECONDS` per scope (`_cache_scope`) and per
+    day."""
     generation = cache.get(CHART_GENERATION_KEY, 0)
-    key = f"findings-chart:{generation}:{timezone.localdate()}:{scope}"
+    key = f"findings-chart:{generation}:{timezone.localdate()}:{_cache_scope(user)}"
     chart = cache.get(key)
     if chart is None:
         chart = findings_chart(user=user)
         cache.set(key, chart, CHART_CACHE_SECONDS)
     return chart
+
+
+def findings_summary_cached(*, user: Any) -> dict[str, Any]:
+    """`findings_summary`, kept like the chart (`CHART_CACHE_SECONDS` per scope, a new
+    generation when a person acts or a detection run changes findings in this process):
+    counting 364,000 unresolved findings by kind and severity took the dashboard 110 to
+    160 ms of SQL at the bench's scale."""
+    generation = cache.get(CHART_GENERATION_KEY, 0)
+    key = f"findings-summary:{generation}:{_cache_scope(user)}"
+    summary = cache.get(key)
+    if summary is None:
+        summary = findings_summary(user=user)
+        cache.set(key, summary, CHART_CACHE_SECONDS)
+    return summary
 
 
 def findings_chart(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from governance import detection, selectors_findings
 from inventory import summary
 from tests.governance.findings_ui_helpers import make_finding
 
@@ -94,11 +95,15 @@ def test_findings_add_two_queries_whatever_their_number(
     for _ in range(3):
         make_finding(team=team_a, assignee=owner)
     summary.refresh_dirty()  # what the inventory writes marked (after commit, or beat)
+    # What the engine and the services do once they have written findings (the
+    # factories write them directly): the dashboard's cached counts are counted again.
+    selectors_findings.chart_changed()
     with CaptureQueriesContext(connection) as few:
         client.get(URL)
     for _ in range(40):
         make_finding(team=team_a, assignee=owner, kind="shadow_deployment")
     summary.refresh_dirty()
+    selectors_findings.chart_changed()
     with django_assert_max_num_queries(len(few)):
         response = client.get(URL)
     assert _headline(response, "shadow_deployments").value == 40
@@ -106,3 +111,28 @@ def test_findings_add_two_queries_whatever_their_number(
         q["sql"] for q in few.captured_queries if "governance_finding" in q["sql"]
     ]
     assert len(findings_sql) == 2
+
+
+def test_the_counts_are_kept_a_minute_and_counted_again_after_a_run_changes_findings(
+    client, admin_user, django_capture_on_commit_callbacks
+):
+    """The dashboard's finding counts are cached like its chart (a minute per scope): a
+    second view does not count them again, and a detection run that opens a finding
+    makes the next view count it."""
+    from tests.factories import DeploymentFactory
+
+    client.force_login(admin_user)
+    client.get(URL)
+    with CaptureQueriesContext(connection) as again:
+        client.get(URL)
+    counting = '"governance_finding"."severity" AS "severity", COUNT('
+    assert not [q for q in again.captured_queries if counting in q["sql"]]
+    before = _headline(client.get(URL), "open_findings").value
+    DeploymentFactory(business_purpose="")  # a production deployment without a purpose
+    with django_capture_on_commit_callbacks(execute=True):  # the run's commits
+        result = detection.run(notify=False)
+    assert result.changed and result.counts["opened"] >= 1
+    assert (
+        _headline(client.get(URL), "open_findings").value
+        == before + result.counts["opened"]
+    )
