@@ -182,11 +182,13 @@ class Finding(models.Model):
     subject_type = models.CharField(max_length=20, choices=Subject.choices)
     subject_id = models.BigIntegerField()
     # The subject and what it belongs to, for filters and read permission (kept by the
-    # engine on every update). The model, team, owner and assignee are copies of the
-    # subject's, rewritten by each run, so they have no database constraint: its check
-    # locked the referenced row once per new finding (about a million row locks at the
-    # commits of a first full run, 10 of its seconds). Django still applies their
-    # on_delete when one of them is deleted.
+    # engine on every update). The deployment, identity, model, team, owner and assignee
+    # are copies of the subject's, rewritten by each run, so they have no database
+    # constraint: its check locked the referenced row once per new finding (about a
+    # million row locks at the commits of a first full run, 10 of its seconds; the
+    # deployment's and identity's alone 2 s of it). Django still applies their on_delete
+    # (a deleted subject's findings go with it, through the partial indexes below), and
+    # a finding whose subject is gone is resolved by the next run.
     deployment = models.ForeignKey(
         Deployment,
         null=True,
@@ -194,6 +196,7 @@ class Finding(models.Model):
         on_delete=models.CASCADE,
         related_name="findings",
         db_index=False,
+        db_constraint=False,
     )
     identity = models.ForeignKey(
         NonHumanIdentity,
@@ -202,6 +205,7 @@ class Finding(models.Model):
         on_delete=models.CASCADE,
         related_name="findings",
         db_index=False,
+        db_constraint=False,
     )
     model = models.ForeignKey(
         AIModel,
