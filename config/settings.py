@@ -481,6 +481,10 @@ FINDINGS_SEEN_REFRESH_MINUTES = env.int(
 # ids (of any type) when done with one: one waits for the database while another builds
 # rows.
 FINDINGS_DETECT_THREADS = env.int("RUNPROOF_FINDINGS_DETECT_THREADS", default=2)
+# A chunk of a full run with no finding of an identity rule's kind yet (a first run)
+# opens its findings in one INSERT … SELECT on PostgreSQL instead of building each in
+# Python (governance.detectors.identities_sql); off, every chunk goes through Python.
+FINDINGS_OPEN_IN_SQL = env.bool("RUNPROOF_FINDINGS_OPEN_IN_SQL", default=True)
 # Identity providers that are third parties themselves (their keys are external).
 FINDINGS_EXTERNAL_PROVIDERS = env.list(
     "RUNPROOF_FINDINGS_EXTERNAL_PROVIDERS",

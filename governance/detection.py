@@ -947,12 +947,47 @@ def _run_chunk(
     with transaction.atomic():
         _lock(detector.kind, id_range)
         _chunk_settings()
+        if _opens_in_sql(detector, id_range, dry_run):
+            rows = detector.open_all(now=now, id_range=id_range)
+            result.add(detector.kind, "opened", len(rows))
+            result.opened_ids.extend(
+                pk
+                for pk, severity, assignee in rows
+                if severity >= NOTIFY_MIN_SEVERITY and assignee is not None
+            )
+            result.changed = result.changed or bool(rows)
+            return
         conditions = {
             c.subject_id: c for c in detector.scan(now=now, ids=ids, id_range=id_range)
         }
         _apply(detector, conditions, ids, id_range, now, result, dry_run)
         if dry_run:
             transaction.set_rollback(True)
+
+
+def _opens_in_sql(
+    detector: Detector, id_range: tuple[int, int] | None, dry_run: bool
+) -> bool:
+    """Whether the chunk's findings of this kind are all new and PostgreSQL may open
+    them in one statement (`detector.open_all`, the identity rules': see
+    `detectors.identities_sql`): a chunk of a full run, on PostgreSQL, with no finding of
+    the kind in its range (nothing to update, resolve or reopen), under the chunk's lock
+    (`_lock`), and `FINDINGS_OPEN_IN_SQL` on."""
+    if (
+        id_range is None
+        or dry_run
+        or connection.vendor != "postgresql"
+        or not settings.FINDINGS_OPEN_IN_SQL
+        or getattr(detector, "title_sql", None) is None
+        or getattr(detector, "facts_sql", None) is None
+    ):
+        return False
+    return not Finding.objects.filter(
+        kind=detector.kind,
+        subject_type=detector.subject_type,
+        subject_id__gte=id_range[0],
+        subject_id__lt=id_range[1],
+    ).exists()
 
 
 def scope_for_changes(changes: Iterable[tuple[str, int]]) -> dict[str, set[int]]:

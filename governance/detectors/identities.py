@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime
 from functools import lru_cache, partial
 from types import SimpleNamespace
@@ -26,6 +26,7 @@ from django.db.models.functions import Coalesce
 
 from audit.sql import fetch_dicts
 from governance.detection import Condition, memo, running_kinds
+from governance.detectors.identities_sql import iso, json_bool
 from governance.models import Finding
 from inventory import models as im
 from inventory import querysets as rules
@@ -261,6 +262,26 @@ class IdentityRule:
         """`records(i)` as JSON text (`Condition.records_json`)."""
         return records_json(i)
 
+    # The SQL of a new finding's title and facts text (PostgreSQL; the columns of `m`,
+    # the identity), each with its parameters: given, a chunk with no finding of the
+    # kind opens its findings in one statement (`identities_sql.open_in_sql`). Both must
+    # write what `title` and the JSON of `facts` (sorted keys) write.
+    title_sql: Callable[[im.Policy], tuple[str, list]] | None = None
+    facts_sql: Callable[[im.Policy], tuple[str, list]] | None = None
+    records_created = False  # the records start with the created one
+
+    def open_all(
+        self, *, now: datetime, id_range: tuple[int, int]
+    ) -> list[tuple[int, int, int | None]]:
+        """Open a finding for every identity in `id_range` holding the rule, in SQL
+        (`identities_sql.open_in_sql`): (id, severity, assignee) of each."""
+        from governance.detectors import identities_sql
+
+        policy = policy_current() if self.uses_policy else im.Policy()
+        return identities_sql.open_in_sql(
+            self, policy=policy, now=now, id_range=id_range
+        )
+
     def scan(
         self,
         *,
@@ -299,6 +320,15 @@ class StaleCredential(IdentityRule):
             "unrotated_after_days": policy.unrotated_after_days,
         }
 
+    def title_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return "m.name || %s", [f" not rotated in {policy.unrotated_after_days} days"]
+
+    def facts_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            f"'{{\"ever_rotated\": ' || {json_bool('m.rotated_at IS NOT NULL')} || %s",
+            [f', "unrotated_after_days": {int(policy.unrotated_after_days)}}}'],
+        )
+
 
 class ExpiredActive(IdentityRule):
     """Past its expiry and still active."""
@@ -315,6 +345,19 @@ class ExpiredActive(IdentityRule):
         # The expiry is the identity's own datum, not a clock: it moves only if the
         # provider reports another.
         return {"expires_at": _at(i.expires_at), "status": i.status}
+
+    def title_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            "m.name || %s || to_char(m.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') "
+            "|| %s",
+            [" expired on ", " but is still active"],
+        )
+
+    def facts_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            f"%s || {iso('m.expires_at')} || %s || to_json(m.status::text)::text || %s",
+            ['{"expires_at": "', '", "status": ', "}"],
+        )
 
 
 class UnusedCredential(IdentityRule):
@@ -335,6 +378,21 @@ class UnusedCredential(IdentityRule):
             "ever_used": i.last_used_at is not None,
             "unused_after_days": policy.unused_after_days,
         }
+
+    def title_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            "m.name || CASE WHEN m.last_used_at IS NULL THEN %s ELSE %s END",
+            [
+                " never used since it was issued",
+                f" not used in {policy.unused_after_days} days",
+            ],
+        )
+
+    def facts_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            f"'{{\"ever_used\": ' || {json_bool('m.last_used_at IS NOT NULL')} || %s",
+            [f', "unused_after_days": {int(policy.unused_after_days)}}}'],
+        )
 
 
 class IdentityMissingOwner(IdentityRule):
@@ -358,6 +416,17 @@ class IdentityMissingOwner(IdentityRule):
 
     def records_text(self, i: Identity) -> str:
         return records_json(i, created=True)
+
+    records_created = True
+
+    def title_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return "m.name || %s", [" has no accountable owner"]
+
+    def facts_sql(self, policy: im.Policy) -> tuple[str, list]:
+        return (
+            "%s || COALESCE(m.team_id::text, 'null') || %s",
+            ['{"owner": null, "team_id": ', "}"],
+        )
 
 
 class OrphanedIdentity:
