@@ -1148,11 +1148,14 @@ def receiver_source(cache: TTLCache) -> ReceiverSource | None:
     cached = cache.get(("source",))
     if cached is not _MISSING:
         return cached
-    source = (
-        sm.DataSource.objects.filter(kind=sm.DataSource.Kind.OTLP, enabled=True)
-        .order_by("pk")
-        .first()
-    )
+    source = _first_enabled_source()
+    if source is None:
+        # A cold start: senders at once would each find none, and one could see another's
+        # new source committed between two reads and answer 403 as if it were disabled.
+        # Decided one at a time: after the lock (PostgreSQL; SQLite has one writer) a
+        # source another sender created is committed and read here.
+        _lock_receiver_source()
+        source = _first_enabled_source()
     if source is None:
         if sm.DataSource.objects.filter(kind=sm.DataSource.Kind.OTLP).exists():
             return None
@@ -1160,6 +1163,26 @@ def receiver_source(cache: TTLCache) -> ReceiverSource | None:
     found = ReceiverSource(source.pk, source.source_label)
     cache.put_on_commit({("source",): found})
     return found
+
+
+def _first_enabled_source() -> sm.DataSource | None:
+    return (
+        sm.DataSource.objects.filter(kind=sm.DataSource.Kind.OTLP, enabled=True)
+        .order_by("pk")
+        .first()
+    )
+
+
+# pg_advisory_xact_lock key of the receiver's source creation.
+RECEIVER_SOURCE_LOCK = zlib.crc32(b"runproof.otlp.receiver_source")
+
+
+def _lock_receiver_source() -> None:
+    """Until the caller's transaction ends, be the only sender deciding the receiver's
+    source (PostgreSQL)."""
+    if connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RECEIVER_SOURCE_LOCK])
 
 
 def create_receiver_source() -> sm.DataSource:
