@@ -46,7 +46,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from governance.models import TierOverride, TierPolicy
@@ -424,9 +424,28 @@ def _update_models(where: Q, riskiest: dict[int, int] | None = None) -> int:
         new = riskiest.get(pk)
         if new != stored:
             moves.setdefault(new, []).append(pk)
-    for tier, pks in moves.items():
-        for chunk in _chunks(pks):
-            m.AIModel.objects.filter(pk__in=chunk).update(risk_tier=tier)
+    tier_of = {pk: tier for tier, pks in moves.items() for pk in pks}
+    field = m.AIModel._meta.get_field("risk_tier")
+    # One UPDATE per chunk of moving rows, whatever their new tiers: two recomputes at
+    # once (change consumers) updating them one tier after another, in other orders,
+    # deadlocked; one statement each locks its rows in the same (index) order.
+    for chunk in _chunks(sorted(tier_of)):
+        by_tier: dict[int | None, list[int]] = {}
+        for pk in chunk:
+            by_tier.setdefault(tier_of[pk], []).append(pk)
+        m.AIModel.objects.filter(pk__in=chunk).update(
+            # Cast: a CASE whose every branch is NULL (no deployment left) is text.
+            risk_tier=Cast(
+                Case(
+                    *(
+                        When(pk__in=pks, then=Value(tier, output_field=field))
+                        for tier, pks in by_tier.items()
+                    ),
+                    output_field=field,
+                ),
+                output_field=field,
+            )
+        )
     return sum(len(pks) for pks in moves.values())
 
 
