@@ -21,6 +21,8 @@ from functools import lru_cache, partial
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
@@ -136,9 +138,7 @@ def chunk_identities(
     Also returns the policy the rules read (the current one, or the defaults when no
     rule of the run reads one)."""
 
-    def compute() -> tuple[im.Policy, list[SimpleNamespace]]:
-        running = running_kinds()
-        wanted = running if running is not None else {kind}
+    def compute(wanted: set[str]) -> tuple[im.Policy, list[SimpleNamespace], set[str]]:
         chosen = [d for d in DETECTORS if d.kind in wanted]
         uses_policy = any(d.uses_policy for d in chosen)
         policy = policy_current() if uses_policy else im.Policy()
@@ -165,10 +165,56 @@ def chunk_identities(
                     kind: bool(flag) for kind, flag in zip(kinds, flags, strict=True)
                 }
                 found.append(i)
-        return policy, found
+        return policy, found, set(kinds)
 
+    running = running_kinds()
+    wanted = set(running) if running is not None else {kind}
     key = (tuple(sorted(ids)) if ids is not None else id_range, now)
-    return memo("identity.chunk_identities", key, compute)
+
+    def first() -> tuple[im.Policy, list[SimpleNamespace], set[str]]:
+        # The kinds whose chunk PostgreSQL opens in one statement read no flag here.
+        if id_range is None:
+            return compute(wanted)
+        return compute(wanted - _opening_in_sql(wanted - {kind}, id_range))
+
+    policy, found, computed = memo("identity.chunk_identities", key, first)
+    if kind not in computed:
+        # Foreseen as opened in SQL, but the chunk has a finding of the kind by now (or
+        # the run is a dry run): its flags are read after all.
+        policy, found, computed = memo(
+            "identity.chunk_identities.again", (key, kind), lambda: compute(wanted)
+        )
+    return policy, found
+
+
+def _opening_in_sql(kinds: set[str], id_range: tuple[int, int]) -> set[str]:
+    """Of `kinds`, those whose findings in `id_range` `detection._run_chunk` will open in
+    one statement (`identities_sql`): a rule with the SQL of its title and facts, no
+    finding of its kind in the range, on PostgreSQL with `FINDINGS_OPEN_IN_SQL`. One
+    query per chunk."""
+    capable = {
+        d.kind
+        for d in DETECTORS
+        if d.kind in kinds
+        and getattr(d, "title_sql", None) is not None
+        and getattr(d, "facts_sql", None) is not None
+    }
+    if not capable or connection.vendor != "postgresql":
+        return set()
+    if not settings.FINDINGS_OPEN_IN_SQL:
+        return set()
+    present = set(
+        Finding.objects.filter(
+            subject_type=IDENTITY,
+            kind__in=sorted(capable),
+            subject_id__gte=id_range[0],
+            subject_id__lt=id_range[1],
+        )
+        .order_by()
+        .values_list("kind", flat=True)
+        .distinct()
+    )
+    return capable - present
 
 
 def _at(value: datetime | None) -> str | None:
