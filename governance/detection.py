@@ -53,6 +53,14 @@ CHUNK = 5000  # ids per chunk of a change scope (an IN list)
 # id: at 10,000 models / 50,000 deployments one shadow scan took 8.3 s for 5,000 ids and
 # 4.2 s for 50,000. Memory stays bounded by one chunk's conditions and findings.
 RANGE_CHUNK = 50_000
+# Smaller chunks where a chunk's cost is its ids' (identities): a full run's threads then
+# share the last of them evenly instead of one thread finishing a large one alone.
+RANGE_CHUNKS: dict[str, int] = {Finding.Subject.IDENTITY: 25_000}
+
+
+def _range_chunk(subject_type: str) -> int:
+    return RANGE_CHUNKS.get(subject_type, RANGE_CHUNK)
+
 
 Kind = Finding.Kind
 Severity = Finding.Severity
@@ -257,7 +265,7 @@ def _lock(kind: str, id_range: tuple[int, int] | None = None) -> None:
     """Serialize runs of one kind until the transaction ends (PostgreSQL).
 
     Without `id_range` (a change scope, a person acting on a finding) the kind's lock is
-    taken exclusively. A chunk of a full run (`id_range`, aligned to RANGE_CHUNK by
+    taken exclusively. A chunk of a full run (`id_range`, aligned to its size by
     `_ranges`) takes it shared and its range's own lock exclusively: the chunks of one
     kind go side by side on a run's threads (`_run_units`), two full runs meet chunk by
     chunk, and an exclusive holder waits for the chunks in flight and they for it."""
@@ -274,7 +282,8 @@ def _lock(kind: str, id_range: tuple[int, int] | None = None) -> None:
                     [
                         key,
                         key - 2**32 if key >= 2**31 else key,
-                        id_range[0] // RANGE_CHUNK,
+                        # The chunk's index: its ranges are aligned to its size.
+                        id_range[0] // (id_range[1] - id_range[0]),
                     ],
                 )
 
@@ -753,11 +762,13 @@ def _ranges(subject_type: str) -> Iterator[tuple[int, int]]:
     if not los:
         return
     lo, hi = min(los), max(his)
-    # Aligned to RANGE_CHUNK, so every run's chunks (and their locks, `_lock`) are the same.
-    start = lo - lo % RANGE_CHUNK
+    # Aligned to the chunk size, so every run's chunks (and their locks, `_lock`) are the
+    # same.
+    size = _range_chunk(subject_type)
+    start = lo - lo % size
     while start <= hi:
-        yield start, start + RANGE_CHUNK
-        start += RANGE_CHUNK
+        yield start, start + size
+        start += size
 
 
 def _selected(kinds: Collection[str] | None) -> list[Detector]:
@@ -780,7 +791,8 @@ def run(
     notify: bool = True,
 ) -> RunResult:
     """Detect and keep the findings. `scope` ({subject_type: ids}) limits it to those
-    subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids.
+    subjects; without it every subject is scanned, in chunks of `RANGE_CHUNK` ids
+    (`RANGE_CHUNKS` for identities).
 
     A full run on PostgreSQL, outside a transaction, scans its chunks side by side
     (`FINDINGS_DETECT_THREADS` threads, each on its own connection, taking the next

@@ -137,6 +137,7 @@ def test_the_chunks_of_one_subject_type_go_side_by_side(settings, monkeypatch):
     run in one thread."""
     settings.FINDINGS_DETECT_THREADS = 2
     monkeypatch.setattr(detection, "RANGE_CHUNK", 10)
+    monkeypatch.setattr(detection, "RANGE_CHUNKS", {})
     old = timezone.now() - timedelta(days=400)
     identities = [
         IdentityFactory(issued_at=old, rotated_at=None, last_used_at=None)
