@@ -17,7 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import get_connection, send_mail
-from django.db import transaction
+from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.sql import insert_rows
@@ -41,6 +42,12 @@ def findings_assigned(*, finding_ids: Collection[int]) -> int:
     """Notify the assignees of these findings (those high or above, still unresolved):
     write their in-app notifications, and ask for the emails once those rows commit.
     Returns the number of notifications written."""
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            written = _insert_in_sql(list(finding_ids), timezone.now())
+            if written:
+                transaction.on_commit(_ask_for_emails, robust=True)
+        return written
     findings = list(
         Finding.objects.filter(
             pk__in=list(finding_ids),
@@ -71,6 +78,50 @@ def findings_assigned(*, finding_ids: Collection[int]) -> int:
         # beat sweep emails them.
         transaction.on_commit(_ask_for_emails, robust=True)
     return written
+
+
+def _insert_in_sql(finding_ids: list[int], now: datetime) -> int:
+    """`findings_assigned`'s rows written by one INSERT … SELECT (PostgreSQL): the same
+    message (the severity's label, the title, at most 500 characters), link and order.
+    Building a model instance and reversing a URL per finding took a first full run about
+    3 s for its 33,000 notifications."""
+    if not finding_ids:
+        return 0
+    qn = connection.ops.quote_name
+    marker = 987654321
+    prefix, _, suffix = reverse("governance:finding_detail", args=[marker]).partition(
+        str(marker)
+    )
+    labels = " ".join(
+        f"WHEN {int(value)} THEN %s" for value, _label in Finding.Severity.choices
+    )
+    label_params = [str(label) for _value, label in Finding.Severity.choices]
+    finding = Finding._meta.db_table
+    # Only quoted names from the models' meta and SQL written here are formatted in.
+    sql = (
+        f"INSERT INTO {qn(Notification._meta.db_table)} "  # noqa: S608
+        f"({qn('recipient_id')}, {qn('finding_id')}, {qn('message')}, {qn('url')}, "
+        f"{qn('created_at')}) "
+        f"SELECT f.{qn('assignee_id')}, f.id, "
+        f"left((CASE f.{qn('severity')} {labels} ELSE '' END) || ': ' || f.{qn('title')}, 500), "
+        f"%s || f.id::text || %s, %s "
+        f"FROM {qn(finding)} f "
+        f"WHERE f.id = ANY(%s) AND f.{qn('severity')} >= %s "
+        f"AND f.{qn('assignee_id')} IS NOT NULL AND f.{qn('status')} <> %s "
+        f"ORDER BY f.{qn('severity')} DESC, f.id"
+    )
+    params = [
+        *label_params,
+        prefix,
+        suffix,
+        now,
+        finding_ids,
+        int(NOTIFY_MIN_SEVERITY),
+        Finding.Status.RESOLVED.value,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return max(cursor.rowcount, 0)
 
 
 def _ask_for_emails() -> None:

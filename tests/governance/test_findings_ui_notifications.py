@@ -287,3 +287,39 @@ def test_rows_another_worker_holds_are_skipped(mailoutbox):
     held.refresh_from_db()
     free.refresh_from_db()
     assert held.emailed_at is not None and free.emailed_at is not None
+
+
+def test_the_notifications_written_name_the_finding_and_link_to_it():
+    """`findings_assigned` writes, for each unresolved finding of severity high or above
+    assigned to a person, their message (the severity's label and the title, at most
+    500 characters) and the finding's link: on PostgreSQL in one statement, elsewhere
+    row by row, the same rows."""
+    alice, bob = UserFactory(username="n-alice"), UserFactory(username="n-bob")
+    long_title = "té '%s" * 50  # the longest title a finding holds, odd characters
+    critical = make_finding(assignee=alice, severity=Finding.Severity.CRITICAL)
+    high = make_finding(
+        assignee=bob, severity=Finding.Severity.HIGH, title=long_title[:300]
+    )
+    medium = make_finding(assignee=alice, severity=Finding.Severity.MEDIUM)
+    unassigned = make_finding(severity=Finding.Severity.CRITICAL)
+    resolved = make_finding(
+        assignee=bob, severity=Finding.Severity.HIGH, status=Finding.Status.RESOLVED
+    )
+
+    written = notifications.findings_assigned(
+        finding_ids=[f.pk for f in (critical, high, medium, unassigned, resolved)]
+    )
+
+    assert written == 2
+    rows = {
+        n.finding_id: n
+        for n in Notification.objects.filter(finding__isnull=False).order_by("id")
+    }
+    assert set(rows) == {critical.pk, high.pk}
+    assert rows[critical.pk].recipient_id == alice.pk
+    assert rows[critical.pk].message == f"Critical: {critical.title}"
+    assert rows[critical.pk].url == critical.get_absolute_url()
+    assert rows[high.pk].recipient_id == bob.pk
+    assert rows[high.pk].message == f"High: {high.title}"[:500]
+    assert rows[high.pk].url == high.get_absolute_url()
+    assert rows[critical.pk].read_at is None and rows[critical.pk].emailed_at is None
