@@ -153,30 +153,33 @@ def _cache_scope(user: Any) -> str:
     return f"user{user.pk}:teams{teams}"
 
 
-def findings_chart_cached(*, user: Any) -> dict[str, Any]:
-    """`findings_chart`, kept `CHART_CACHE_SECONDS` per scope (`_cache_scope`) and per
-    day."""
+def _cached(name: str, user: Any, compute: Callable[[], Any]) -> Any:
+    """`compute()`, kept `CHART_CACHE_SECONDS` per scope (`_cache_scope`) under this
+    generation (`chart_changed`)."""
     generation = cache.get(CHART_GENERATION_KEY, 0)
-    key = f"findings-chart:{generation}:{timezone.localdate()}:{_cache_scope(user)}"
-    chart = cache.get(key)
-    if chart is None:
-        chart = findings_chart(user=user)
-        cache.set(key, chart, CHART_CACHE_SECONDS)
-    return chart
+    key = f"{name}:{generation}:{_cache_scope(user)}"
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CHART_CACHE_SECONDS)
+    return value
+
+
+def findings_chart_cached(*, user: Any) -> dict[str, Any]:
+    """`findings_chart`, kept a minute per scope and per day (`_cached`)."""
+    return _cached(
+        f"findings-chart:{timezone.localdate()}",
+        user,
+        lambda: findings_chart(user=user),
+    )
 
 
 def findings_summary_cached(*, user: Any) -> dict[str, Any]:
-    """`findings_summary`, kept like the chart (`CHART_CACHE_SECONDS` per scope, a new
-    generation when a person acts or a detection run changes findings in this process):
-    counting 364,000 unresolved findings by kind and severity took the dashboard 110 to
-    160 ms of SQL at the bench's scale."""
-    generation = cache.get(CHART_GENERATION_KEY, 0)
-    key = f"findings-summary:{generation}:{_cache_scope(user)}"
-    summary = cache.get(key)
-    if summary is None:
-        summary = findings_summary(user=user)
-        cache.set(key, summary, CHART_CACHE_SECONDS)
-    return summary
+    """`findings_summary`, kept like the chart (`_cached`: a new generation when a
+    person acts or a detection run changes findings in this process): counting 364,000
+    unresolved findings by kind and severity took the dashboard 110 to 160 ms of SQL at
+    the bench's scale."""
+    return _cached("findings-summary", user, lambda: findings_summary(user=user))
 
 
 def findings_chart(*, user: Any, now: dt.datetime | None = None) -> dict[str, Any]:

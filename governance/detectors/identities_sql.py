@@ -34,22 +34,6 @@ if TYPE_CHECKING:
 
 BINDING = im.NonHumanIdentity.deployments.through
 
-# The row's columns the SQL below reads, from the rule's compiled query.
-COLUMNS = (
-    "id",
-    "name",
-    "status",
-    "model_id",
-    "team_id",
-    "owner_id",
-    "source",
-    "issued_at",
-    "rotated_at",
-    "last_used_at",
-    "expires_at",
-    "created_at",
-)
-
 
 def iso(column: str) -> str:
     """SQL for `column.isoformat()` of an aware datetime in UTC (the session's zone), as
@@ -98,7 +82,8 @@ def open_in_sql(
 ) -> list[tuple[int, int, int | None]]:
     """Open a finding of `rule` for every identity in `id_range` holding it (the chunk
     has none of its kind), with their opened events; (id, severity, assignee) of each."""
-    from governance.detectors.identities import identities_in
+    # The rule's identities with the columns the Python path reads (IDENTITY_FIELDS).
+    from governance.detectors.identities import IDENTITY_FIELDS, identities_in
 
     qn = connection.ops.quote_name
     kind = rule.kind
@@ -106,7 +91,7 @@ def open_in_sql(
         identities_in(None, id_range)
         .filter(rule.matching(policy, now))
         .order_by()
-        .values(*COLUMNS)
+        .values(*("id" if f == "pk" else f for f in IDENTITY_FIELDS))
     )
     match_sql, match_params = matching.query.sql_with_params()
     title_sql, title_params = rule.title_sql(policy)
