@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.browser.pages import settle
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -100,6 +102,7 @@ def page(browser, live_server, page_problems) -> Iterator:
     )
     page.on("pageerror", lambda exc: page_problems.errors.append(f"pageerror: {exc}"))
     yield page
+    settle(page)
     context.close()
     assert page_problems.unexpected() == [], "the browser reported errors"
 

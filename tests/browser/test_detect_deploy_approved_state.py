@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from governance import detection
 from governance.models import ApprovedState, Finding
 from inventory import models as im
+from tests.browser.pages import settle
 from tests.factories import DeploymentFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,6 +33,7 @@ def test_approve_the_running_state_then_the_endpoint_drifts(sign_in, risk, team_
     state = ApprovedState.objects.get(deployment=d)
     assert state.endpoint == "https://fraud/v1" and state.approved_by == risk
 
+    settle(page)  # the page's last requests answered before the test writes
     im.Deployment.objects.filter(pk=d.pk).update(endpoint="https://elsewhere/v1")
     detection.run(kinds=[Finding.Kind.ENDPOINT_DRIFT])
     drift = Finding.objects.get(kind=Finding.Kind.ENDPOINT_DRIFT, subject_id=d.pk)
