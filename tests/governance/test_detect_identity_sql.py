@@ -32,35 +32,8 @@ KINDS = [
     K.ORPHANED_IDENTITY,
 ]
 NOW = datetime(2026, 12, 3, 9, 0, 0, 123456, tzinfo=UTC)
-COLUMNS = [
-    "kind",
-    "subject_type",
-    "subject_id",
-    "title",
-    "severity",
-    "tier",
-    "deployment_id",
-    "identity_id",
-    "model_id",
-    "team_id",
-    "owner_id",
-    "source",
-    "status",
-    "queue",
-    "assignee_id",
-    "assigned_manually",
-    "evidence",
-    "evidence_key",
-    "opened_at",
-    "first_opened_at",
-    "last_seen_at",
-    "updated_at",
-    "times_opened",
-    "accepted_until",
-    "suppressed_key",
-    "decision_reason",
-    "priority",
-]
+# Every column but the id: the two paths must agree on all of them.
+COLUMNS = [f.attname for f in Finding._meta.concrete_fields if not f.primary_key]
 
 
 @pytest.fixture
