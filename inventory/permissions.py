@@ -64,15 +64,19 @@ def _api_token(user: User) -> m.APIToken | None:
     return token if isinstance(token, m.APIToken) else None
 
 
-def roles(user: User) -> frozenset[str]:
-    """The user's role names, read once per request and kept on the user object."""
+def _membership(user: User, attribute: str) -> frozenset:
+    """One of the sets `_load_membership` keeps on a person's user object (read once per
+    request); empty for anonymous users and API tokens."""
     if not user.is_authenticated or _api_token(user) is not None:
         return frozenset()
-    cached = getattr(user, "_runproof_roles", None)
-    if cached is None:
+    if getattr(user, attribute, None) is None:
         _load_membership(user)
-        cached = user._runproof_roles
-    return cached
+    return getattr(user, attribute)
+
+
+def roles(user: User) -> frozenset[str]:
+    """The user's role names, read once per request and kept on the user object."""
+    return _membership(user, "_runproof_roles")
 
 
 def _load_membership(user: User) -> None:
@@ -135,13 +139,7 @@ def team_ids(user: User) -> frozenset[int]:
 def owned_model_ids(user: User) -> frozenset[int]:
     """The ids of the models whose accountable person the user is (read with the roles,
     `_load_membership`)."""
-    if not user.is_authenticated or _api_token(user) is not None:
-        return frozenset()
-    cached = getattr(user, "_runproof_model_ids", None)
-    if cached is None:
-        _load_membership(user)
-        cached = user._runproof_model_ids
-    return cached
+    return _membership(user, "_runproof_model_ids")
 
 
 def has_role(user: User, *wanted: Role) -> bool:
