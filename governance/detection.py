@@ -584,17 +584,19 @@ def _update(
             result.opened_ids.append(finding.pk)
 
 
-def _notifies(cond: Condition) -> bool:
-    """Whether a finding opened for `cond` notifies its assignee
+def _notifies_as(severity: int, assignee_id: int | None) -> bool:
+    """Whether a finding of this severity and assignee notifies them
     (`notifications.findings_assigned`)."""
-    return (
-        cond.resolved_severity() >= NOTIFY_MIN_SEVERITY
-        and _assignment(cond)[1] is not None
-    )
+    return severity >= NOTIFY_MIN_SEVERITY and assignee_id is not None
+
+
+def _notifies(cond: Condition) -> bool:
+    """Whether a finding opened for `cond` notifies its assignee."""
+    return _notifies_as(cond.resolved_severity(), _assignment(cond)[1])
 
 
 def _notifies_finding(finding: Finding) -> bool:
-    return finding.severity >= NOTIFY_MIN_SEVERITY and finding.assignee_id is not None
+    return _notifies_as(finding.severity, finding.assignee_id)
 
 
 def _set_where_ids(pks: list[int], **values: Any) -> None:
@@ -965,7 +967,7 @@ def _run_chunk(
             result.opened_ids.extend(
                 pk
                 for pk, severity, assignee in rows
-                if severity >= NOTIFY_MIN_SEVERITY and assignee is not None
+                if _notifies_as(severity, assignee)
             )
             result.changed = result.changed or bool(rows)
             return
@@ -981,25 +983,36 @@ def _opens_in_sql(
     detector: Detector, id_range: tuple[int, int] | None, dry_run: bool
 ) -> bool:
     """Whether the chunk's findings of this kind are all new and PostgreSQL may open
-    them in one statement (`detector.open_all`, the identity rules': see
-    `detectors.identities_sql`): a chunk of a full run, on PostgreSQL, with no finding of
-    the kind in its range (nothing to update, resolve or reopen), under the chunk's lock
-    (`_lock`), and `FINDINGS_OPEN_IN_SQL` on."""
-    if (
-        id_range is None
-        or dry_run
-        or connection.vendor != "postgresql"
-        or not settings.FINDINGS_OPEN_IN_SQL
-        or getattr(detector, "title_sql", None) is None
-        or getattr(detector, "facts_sql", None) is None
-    ):
+    them in one statement (`detector.open_all`): a chunk of a full run, not a dry run,
+    and `kinds_opened_in_sql`. Asked under the chunk's lock (`_lock`)."""
+    if id_range is None or dry_run:
         return False
-    return not Finding.objects.filter(
-        kind=detector.kind,
-        subject_type=detector.subject_type,
-        subject_id__gte=id_range[0],
-        subject_id__lt=id_range[1],
-    ).exists()
+    return detector.kind in kinds_opened_in_sql(
+        [detector], detector.subject_type, id_range
+    )
+
+
+def kinds_opened_in_sql(
+    detectors: Iterable[Detector], subject_type: str, id_range: tuple[int, int]
+) -> set[str]:
+    """The kinds of `detectors` whose findings in `id_range` a chunk opens in one
+    statement (the identity rules': see `detectors.identities_sql`): a detector with the
+    SQL of its title and facts, on PostgreSQL with `FINDINGS_OPEN_IN_SQL` on, and no
+    finding of its kind in the range (nothing to update, resolve or reopen)."""
+    if connection.vendor != "postgresql" or not settings.FINDINGS_OPEN_IN_SQL:
+        return set()
+    return {
+        d.kind
+        for d in detectors
+        if getattr(d, "title_sql", None) is not None
+        and getattr(d, "facts_sql", None) is not None
+        and not Finding.objects.filter(
+            kind=d.kind,
+            subject_type=subject_type,
+            subject_id__gte=id_range[0],
+            subject_id__lt=id_range[1],
+        ).exists()
+    }
 
 
 def scope_for_changes(changes: Iterable[tuple[str, int]]) -> dict[str, set[int]]:

@@ -21,13 +21,16 @@ from functools import lru_cache, partial
 from types import SimpleNamespace
 from typing import Any
 
-from django.conf import settings
-from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Min, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from audit.sql import fetch_dicts
-from governance.detection import Condition, memo, running_kinds
+from governance.detection import (
+    Condition,
+    kinds_opened_in_sql,
+    memo,
+    running_kinds,
+)
 from governance.detectors.identities_sql import iso, json_bool
 from governance.models import Finding
 from inventory import models as im
@@ -175,7 +178,8 @@ def chunk_identities(
         # The kinds whose chunk PostgreSQL opens in one statement read no flag here.
         if id_range is None:
             return compute(wanted)
-        return compute(wanted - _opening_in_sql(wanted - {kind}, id_range))
+        others = [d for d in DETECTORS if d.kind in wanted - {kind}]
+        return compute(wanted - kinds_opened_in_sql(others, IDENTITY, id_range))
 
     policy, found, computed = memo("identity.chunk_identities", key, first)
     if kind not in computed:
@@ -185,36 +189,6 @@ def chunk_identities(
             "identity.chunk_identities.again", (key, kind), lambda: compute(wanted)
         )
     return policy, found
-
-
-def _opening_in_sql(kinds: set[str], id_range: tuple[int, int]) -> set[str]:
-    """Of `kinds`, those whose findings in `id_range` `detection._run_chunk` will open in
-    one statement (`identities_sql`): a rule with the SQL of its title and facts, no
-    finding of its kind in the range, on PostgreSQL with `FINDINGS_OPEN_IN_SQL`. One
-    query per chunk."""
-    capable = {
-        d.kind
-        for d in DETECTORS
-        if d.kind in kinds
-        and getattr(d, "title_sql", None) is not None
-        and getattr(d, "facts_sql", None) is not None
-    }
-    if not capable or connection.vendor != "postgresql":
-        return set()
-    if not settings.FINDINGS_OPEN_IN_SQL:
-        return set()
-    present = set(
-        Finding.objects.filter(
-            subject_type=IDENTITY,
-            kind__in=sorted(capable),
-            subject_id__gte=id_range[0],
-            subject_id__lt=id_range[1],
-        )
-        .order_by()
-        .values_list("kind", flat=True)
-        .distinct()
-    )
-    return capable - present
 
 
 def _at(value: datetime | None) -> str | None:

@@ -26,7 +26,6 @@ from django.db import connection
 
 from governance import detection
 from governance.models import Finding, FindingEvent
-from governance.notifications import NOTIFY_MIN_SEVERITY
 from inventory import models as im
 
 if TYPE_CHECKING:
@@ -205,8 +204,3 @@ def open_in_sql(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(row) for row in cursor.fetchall()]
-
-
-def notifies(severity: int, assignee_id: int | None) -> bool:
-    """`detection._notifies` for a row the statement opened."""
-    return severity >= NOTIFY_MIN_SEVERITY and assignee_id is not None
